@@ -1,0 +1,385 @@
+//! The consumer loop: connect, declare, consume; one task per delivery;
+//! reconnect with backoff on loss; drain on shutdown (PROTOCOL.md sections
+//! 4 and 7).
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{FutureExt, StreamExt};
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions,
+    ConfirmSelectOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{field, Instrument};
+
+use super::publisher::{publish, Published, Reply};
+use super::topology::{self, TopologyError};
+use crate::backoff::Backoff;
+use crate::health::Readiness;
+use crate::routing::RequestProperties;
+use crate::service::{Action, Handled, Service, Store};
+use crate::settings::Settings;
+
+/// A connection attempt that hangs (a black-holed broker) is given up after this.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const RECONNECT_START: Duration = Duration::from_millis(200);
+const RECONNECT_CAP: Duration = Duration::from_secs(10);
+
+/// Why consuming stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumeError {
+    /// The topology could not be declared on the first connection: a
+    /// start-up error (PROTOCOL.md section 2).
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+}
+
+/// Consumes until `shutdown` is cancelled, reconnecting whenever the
+/// connection or channel is lost.
+pub async fn run<S: Store>(
+    settings: Arc<Settings>,
+    service: Arc<Service<S>>,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) -> Result<(), ConsumeError> {
+    let redacted_url = crate::settings::redact_url(&settings.amqp.url);
+    let mut backoff = Backoff::new(RECONNECT_START, RECONNECT_CAP);
+    let mut served_once = false;
+    let mut attempt: u64 = 0;
+    while !shutdown.is_cancelled() {
+        attempt += 1;
+        let session = Session {
+            settings: &settings,
+            service: &service,
+            readiness: &readiness,
+            shutdown: &shutdown,
+        };
+        match session.run(&redacted_url, &mut backoff).await {
+            Ok(()) => return Ok(()),
+            Err(SessionError::Topology(error)) if !served_once && error.refused_by_broker() => {
+                return Err(error.into());
+            }
+            Err(SessionError::Lost { consumed }) => served_once |= consumed,
+            Err(SessionError::Topology(error)) => {
+                tracing::error!(%error, "topology declaration failed; retrying");
+            }
+        }
+        metrics::counter!("lcm_amqp_reconnects_total").increment(1);
+        let pause = backoff.next_pause();
+        tracing::warn!(
+            url = %redacted_url,
+            attempt,
+            pause_ms = pause.as_millis() as u64,
+            "AMQP connection lost or unavailable; reconnecting"
+        );
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+    Ok(())
+}
+
+enum SessionError {
+    Topology(TopologyError),
+    /// The connection failed or dropped; `consumed` if it got as far as consuming.
+    Lost {
+        consumed: bool,
+    },
+}
+
+/// One connection's life.
+struct Session<'a, S> {
+    settings: &'a Arc<Settings>,
+    service: &'a Arc<Service<S>>,
+    readiness: &'a Readiness,
+    shutdown: &'a CancellationToken,
+}
+
+impl<S: Store> Session<'_, S> {
+    async fn run(&self, url: &str, backoff: &mut Backoff) -> Result<(), SessionError> {
+        let lost = |consumed| SessionError::Lost { consumed };
+        let amqp = &self.settings.amqp;
+        let connection =
+            tokio::time::timeout(CONNECT_TIMEOUT, super::connect(&amqp.url, &amqp.app_id))
+                .await
+                .map_err(|_| tracing::warn!(url, "AMQP connect timed out"))
+                .and_then(|r| r.map_err(|error| tracing::warn!(url, %error, "AMQP connect failed")))
+                .map_err(|()| lost(false))?;
+        let channel = open_channel(&connection, self.settings).await?;
+        // An empty tag lets RabbitMQ choose one unique on the channel.
+        let consumer = channel
+            .basic_consume(
+                amqp.request_queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, "basic.consume failed");
+                lost(false)
+            })?;
+        let tag = consumer.tag();
+        backoff.reset();
+        self.readiness.set_consuming(true);
+        tracing::info!(
+            url,
+            queue = %amqp.request_queue,
+            prefetch = amqp.prefetch,
+            "consuming"
+        );
+        let tracker = TaskTracker::new();
+        let stopped = self.consume(consumer, &channel, &tracker).await;
+        self.readiness.set_consuming(false);
+        tracker.close();
+        if !stopped {
+            return Err(lost(true));
+        }
+        let _ = channel
+            .basic_cancel(tag, BasicCancelOptions::default())
+            .await;
+        self.drain(&tracker).await;
+        let _ = channel.close(200, "worker shutting down".into()).await;
+        let _ = connection.close(200, "worker shutting down".into()).await;
+        tracing::info!("AMQP channel and connection closed");
+        Ok(())
+    }
+
+    /// Hands deliveries to tasks until shutdown (`true`) or loss (`false`).
+    async fn consume(
+        &self,
+        mut consumer: lapin::Consumer,
+        channel: &Channel,
+        tracker: &TaskTracker,
+    ) -> bool {
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => return true,
+                next = consumer.next() => next,
+            };
+            match next {
+                Some(Ok(delivery)) => {
+                    let task = DeliveryTask {
+                        settings: self.settings.clone(),
+                        service: self.service.clone(),
+                        channel: channel.clone(),
+                        received: Instant::now(),
+                    };
+                    tracker.spawn(task.run(delivery));
+                }
+                Some(Err(error)) => {
+                    tracing::warn!(%error, "consumer failed");
+                    return false;
+                }
+                None => {
+                    tracing::warn!("consumer cancelled by the broker");
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Waits for deliveries in hand, up to the grace time; the rest stay
+    /// unacknowledged and RabbitMQ redelivers them once the channel closes.
+    async fn drain(&self, tracker: &TaskTracker) {
+        let grace = self.settings.shutdown_grace();
+        let in_hand = tracker.len();
+        match tokio::time::timeout(grace, tracker.wait()).await {
+            Ok(()) => tracing::info!(in_hand, "deliveries in hand finished"),
+            Err(_) => tracing::warn!(
+                left = tracker.len(),
+                grace_ms = grace.as_millis() as u64,
+                "grace time over; leaving deliveries unacknowledged for redelivery"
+            ),
+        }
+    }
+}
+
+async fn open_channel(
+    connection: &Connection,
+    settings: &Settings,
+) -> Result<Channel, SessionError> {
+    let lost = |error: lapin::Error| {
+        tracing::warn!(%error, "opening the AMQP channel failed");
+        SessionError::Lost { consumed: false }
+    };
+    let channel = connection.create_channel().await.map_err(lost)?;
+    topology::declare(&channel, &settings.amqp)
+        .await
+        .map_err(|error| {
+            if error.refused_by_broker() {
+                SessionError::Topology(error)
+            } else {
+                tracing::warn!(%error, "declaring the topology failed");
+                SessionError::Lost { consumed: false }
+            }
+        })?;
+    // Set on every new channel: recovery must not lose the prefetch.
+    channel
+        .basic_qos(settings.amqp.prefetch, BasicQosOptions::default())
+        .await
+        .map_err(lost)?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(lost)?;
+    Ok(channel)
+}
+
+/// Everything one delivery's task needs.
+struct DeliveryTask<S> {
+    settings: Arc<Settings>,
+    service: Arc<Service<S>>,
+    channel: Channel,
+    received: Instant,
+}
+
+impl<S: Store> DeliveryTask<S> {
+    async fn run(self, delivery: Delivery) {
+        let properties = request_properties(&delivery);
+        let span = tracing::info_span!(
+            "delivery",
+            correlation_id = properties.reply_correlation_id().unwrap_or(""),
+            callid = field::Empty,
+            source = field::Empty,
+            redelivered = delivery.redelivered,
+        );
+        metrics::gauge!("lcm_deliveries_in_hand").increment(1.0);
+        self.handle(delivery, properties).instrument(span).await;
+        metrics::gauge!("lcm_deliveries_in_hand").decrement(1.0);
+    }
+
+    async fn handle(self, delivery: Delivery, properties: RequestProperties) {
+        let decided = AssertUnwindSafe(self.service.handle(
+            &delivery.data,
+            &properties,
+            self.received,
+        ))
+        .catch_unwind()
+        .await;
+        let handled = match decided {
+            Ok(handled) => handled,
+            Err(_) => {
+                tracing::error!("handler panicked; dead-lettering the request");
+                count("unknown", "dead_lettered", self.received);
+                self.dead_letter(&delivery).await;
+                return;
+            }
+        };
+        let span = tracing::Span::current();
+        span.record("callid", handled.callid.as_str());
+        span.record("source", handled.source.as_deref().unwrap_or(""));
+        let kind = handled.kind.map_or("unknown", |k| k.label());
+        match &handled.action {
+            Action::DeadLetter { reason } => {
+                tracing::warn!(reason, "request dead-lettered");
+                count(kind, "dead_lettered", self.received);
+                self.dead_letter(&delivery).await;
+            }
+            Action::Reply { route, body } => {
+                let reply = Reply {
+                    route,
+                    body,
+                    correlation_id: properties.reply_correlation_id(),
+                };
+                if self.reply_and_ack(&delivery, reply, &handled).await {
+                    count(kind, handled.result, self.received);
+                }
+            }
+        }
+    }
+
+    /// Publishes until confirmed, then acknowledges. Returns whether the
+    /// request was settled (acknowledged or dead-lettered).
+    async fn reply_and_ack(
+        &self,
+        delivery: &Delivery,
+        reply: Reply<'_>,
+        handled: &Handled,
+    ) -> bool {
+        let amqp = &self.settings.amqp;
+        let deadline = self.received + self.settings.request_deadline();
+        let mut backoff = Backoff::new(Duration::from_millis(20), Duration::from_millis(250));
+        loop {
+            match publish(&self.channel, &amqp.reply_exchange, &amqp.app_id, reply).await {
+                Ok(Published::Confirmed) => break,
+                Ok(Published::Returned) => {
+                    tracing::warn!(
+                        route = reply.route.label(),
+                        routing_key = reply.route.routing_key(),
+                        "reply returned unroutable: nobody is listening; acknowledging the request"
+                    );
+                    metrics::counter!("lcm_replies_unroutable_total").increment(1);
+                    break;
+                }
+                Ok(Published::Refused) if Instant::now() < deadline => {
+                    tracing::warn!("reply refused by RabbitMQ (nack); publishing again");
+                    tokio::time::sleep(backoff.next_pause()).await;
+                }
+                Ok(Published::Refused) => {
+                    tracing::error!("reply refused until the deadline; dead-lettering the request");
+                    self.dead_letter(delivery).await;
+                    return true;
+                }
+                Err(error) => return self.publish_failed(delivery, &error).await,
+            }
+        }
+        match delivery.acker.ack(BasicAckOptions::default()).await {
+            Ok(_) => {
+                tracing::debug!(result = handled.result, "answered");
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, "ack failed; RabbitMQ will redeliver the request");
+                false
+            }
+        }
+    }
+
+    /// A publish error with the channel gone leaves the request for
+    /// redelivery; with the channel still open, the fault lies with this
+    /// message, so it is dead-lettered rather than held forever.
+    async fn publish_failed(&self, delivery: &Delivery, error: &lapin::Error) -> bool {
+        if self.channel.status().connected() {
+            tracing::error!(%error, "reply could not be published; dead-lettering the request");
+            self.dead_letter(delivery).await;
+            true
+        } else {
+            tracing::warn!(%error, "channel lost before the reply was confirmed; leaving the request for redelivery");
+            false
+        }
+    }
+
+    async fn dead_letter(&self, delivery: &Delivery) {
+        let options = BasicRejectOptions { requeue: false };
+        if let Err(error) = delivery.acker.reject(options).await {
+            tracing::warn!(%error, "reject failed; RabbitMQ will redeliver the request");
+        }
+    }
+}
+
+fn count(kind: &'static str, result: &'static str, received: Instant) {
+    metrics::counter!("lcm_requests_total", "subtopic" => kind, "result" => result).increment(1);
+    metrics::histogram!("lcm_request_duration_seconds", "subtopic" => kind)
+        .record(received.elapsed().as_secs_f64());
+}
+
+fn request_properties(delivery: &Delivery) -> RequestProperties {
+    let text = |value: &Option<lapin::types::ShortString>| value.as_ref().map(|v| v.to_string());
+    let p = &delivery.properties;
+    RequestProperties {
+        reply_to: text(p.reply_to()),
+        correlation_id: text(p.correlation_id()),
+        message_id: text(p.message_id()),
+        app_id: text(p.app_id()),
+    }
+}

@@ -1,0 +1,67 @@
+//! Publishes replies with publisher confirms (PROTOCOL.md section 4).
+
+use lapin::options::BasicPublishOptions;
+use lapin::{BasicProperties, Channel, Confirmation};
+
+use crate::routing::ReplyRoute;
+
+/// How RabbitMQ took a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    /// Routed and confirmed.
+    Confirmed,
+    /// Confirmed, but returned as unroutable: nobody is listening.
+    Returned,
+    /// Negatively confirmed: RabbitMQ could not take it.
+    Refused,
+}
+
+/// A reply ready to publish.
+#[derive(Debug, Clone, Copy)]
+pub struct Reply<'a> {
+    /// Where it goes.
+    pub route: &'a ReplyRoute,
+    /// The JSON body.
+    pub body: &'a [u8],
+    /// The request's correlation id (or message id).
+    pub correlation_id: Option<&'a str>,
+}
+
+/// Publishes `reply` and waits for RabbitMQ's confirm. An `Err` means the
+/// channel or connection failed: the request must stay unacknowledged.
+pub async fn publish(
+    channel: &Channel,
+    reply_exchange: &str,
+    app_id: &str,
+    reply: Reply<'_>,
+) -> lapin::Result<Published> {
+    let exchange = match reply.route {
+        ReplyRoute::ReplyTo(_) => "",
+        ReplyRoute::Source(_) => reply_exchange,
+    };
+    let mut properties = BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_app_id(app_id.into());
+    if let Some(id) = reply.correlation_id {
+        properties = properties.with_correlation_id(id.into());
+    }
+    let options = BasicPublishOptions {
+        mandatory: reply.route.mandatory(),
+        ..Default::default()
+    };
+    let confirm = channel
+        .basic_publish(
+            exchange.into(),
+            reply.route.routing_key().into(),
+            options,
+            reply.body,
+            properties,
+        )
+        .await?
+        .await?;
+    Ok(match confirm {
+        Confirmation::Ack(None) | Confirmation::NotRequested => Published::Confirmed,
+        Confirmation::Ack(Some(_)) => Published::Returned,
+        Confirmation::Nack(_) => Published::Refused,
+    })
+}

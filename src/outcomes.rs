@@ -1,0 +1,149 @@
+//! Stored outcome lists: parsing and normalisation (PROTOCOL.md section 6).
+//!
+//! Pure: turns the JSON text kept under `P:campaign:<id>:outcomes` into the
+//! reply entries of section 5.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// One business outcome as the reply carries it: every field a string,
+/// `ParentID` a string or null, spelled as the documentation's sample.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    /// The outcome's id.
+    #[serde(rename = "OutComeID")]
+    pub id: String,
+    /// What the agent sees.
+    #[serde(rename = "Description")]
+    pub description: String,
+    /// The campaign whose key held the list (never the stored element's).
+    #[serde(rename = "CampaignID")]
+    pub campaign_id: String,
+    /// Lead score, `"0"` when not stored.
+    #[serde(rename = "LeadScore")]
+    pub lead_score: String,
+    /// The primary outcome this one sits under, if any.
+    #[serde(rename = "ParentID")]
+    pub parent_id: Option<String>,
+}
+
+/// The stored list is not a JSON array of outcome objects.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("corrupt outcome list: {0}")]
+pub struct CorruptList(pub &'static str);
+
+/// Parses a stored outcome list, keeping its order.
+pub fn parse_outcome_list(campaign_id: &str, stored: &str) -> Result<Vec<Outcome>, CorruptList> {
+    let items = match serde_json::from_str::<Value>(stored) {
+        Ok(Value::Array(items)) => items,
+        Ok(_) => return Err(CorruptList("not a JSON array")),
+        Err(_) => return Err(CorruptList("not JSON")),
+    };
+    items
+        .iter()
+        .map(|item| match item {
+            Value::Object(fields) => parse_outcome(campaign_id, fields),
+            _ => Err(CorruptList("an element is not an object")),
+        })
+        .collect()
+}
+
+fn parse_outcome(campaign_id: &str, fields: &Map<String, Value>) -> Result<Outcome, CorruptList> {
+    let id = id_text(fields.get("OutComeID"))
+        .ok_or(CorruptList("an element has no usable OutComeID"))?;
+    let description = match fields.get("Description") {
+        Some(Value::String(text)) => text.clone(),
+        _ => return Err(CorruptList("an element has no Description string")),
+    };
+    let lead_score = match fields.get("LeadScore") {
+        None | Some(Value::Null) => "0".to_owned(),
+        other => id_text(other).ok_or(CorruptList("an element has an unusable LeadScore"))?,
+    };
+    let parent_id = match fields.get("ParentID") {
+        None | Some(Value::Null) => None,
+        other => Some(id_text(other).ok_or(CorruptList("an element has an unusable ParentID"))?),
+    };
+    Ok(Outcome {
+        id,
+        description,
+        campaign_id: campaign_id.to_owned(),
+        lead_score,
+        parent_id,
+    })
+}
+
+/// A string as stored, or a number as its decimal text.
+fn id_text(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(text) => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_become_strings_and_defaults_apply() {
+        let list = parse_outcome_list(
+            "7",
+            r#"[{"OutComeID":101,"Description":"Paid","LeadScore":5,"ParentID":100,"CampaignID":"99"},
+                {"OutComeID":"102","Description":"Failed"}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            list,
+            vec![
+                Outcome {
+                    id: "101".into(),
+                    description: "Paid".into(),
+                    campaign_id: "7".into(),
+                    lead_score: "5".into(),
+                    parent_id: Some("100".into()),
+                },
+                Outcome {
+                    id: "102".into(),
+                    description: "Failed".into(),
+                    campaign_id: "7".into(),
+                    lead_score: "0".into(),
+                    parent_id: None,
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn order_is_kept() {
+        let list = parse_outcome_list(
+            "1",
+            r#"[{"OutComeID":"3","Description":"c"},{"OutComeID":"1","Description":"a"},{"OutComeID":"2","Description":"b"}]"#,
+        )
+        .unwrap();
+        let ids: Vec<_> = list.iter().map(|o| o.id.as_str()).collect();
+        assert_eq!(ids, ["3", "1", "2"]);
+    }
+
+    #[test]
+    fn an_empty_array_is_an_empty_list() {
+        assert_eq!(parse_outcome_list("1", "[]"), Ok(vec![]));
+    }
+
+    #[test]
+    fn unusable_lists_are_corrupt() {
+        for stored in [
+            "{",
+            r#"{"OutComeID":"1"}"#,
+            r#"[1]"#,
+            r#"[{"Description":"no id"}]"#,
+            r#"[{"OutComeID":"1"}]"#,
+            r#"[{"OutComeID":true,"Description":"x"}]"#,
+            r#"[{"OutComeID":"1","Description":5}]"#,
+            r#"[{"OutComeID":"1","Description":"x","LeadScore":[1]}]"#,
+            r#"[{"OutComeID":"1","Description":"x","ParentID":{}}]"#,
+        ] {
+            assert!(parse_outcome_list("1", stored).is_err(), "{stored}");
+        }
+    }
+}

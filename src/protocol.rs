@@ -1,0 +1,648 @@
+//! The wire format: request parsing and validation, reply rendering.
+//!
+//! Pure: no broker, no cache. Every row of the contract's error table that
+//! can be decided from the body alone is decided here (PROTOCOL.md sections
+//! 3 and 5, checks 1 to 5).
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::outcomes::Outcome;
+
+/// Longest callid the worker looks up, and longest echoed value, in bytes.
+pub const MAX_ECHO_BYTES: usize = 128;
+
+/// The request kinds the worker serves. The subtopic dispatch lives in
+/// [`RequestKind::from_subtopic`]; everything else matches on this enum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    /// `GetBusinessOutcome`: the campaign's whole outcome list.
+    BusinessOutcome,
+}
+
+impl RequestKind {
+    /// The kind named by a request's `subtopic`, compared ASCII-case-insensitively.
+    pub fn from_subtopic(subtopic: &str) -> Option<Self> {
+        if subtopic.eq_ignore_ascii_case("GetBusinessOutcome") {
+            Some(Self::BusinessOutcome)
+        } else {
+            None
+        }
+    }
+
+    /// The `subtopic` of a success reply to this kind of request.
+    pub fn reply_subtopic(self) -> &'static str {
+        match self {
+            Self::BusinessOutcome => "BusinessOutCome",
+        }
+    }
+
+    /// A stable label for metrics and logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::BusinessOutcome => "GetBusinessOutcome",
+        }
+    }
+}
+
+/// A request that passed every check that needs no cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    /// What is asked.
+    pub kind: RequestKind,
+    /// The call id, trimmed, at most [`MAX_ECHO_BYTES`] bytes, no control characters.
+    pub callid: String,
+    /// The account number, trimmed, not empty.
+    pub account_number: String,
+}
+
+/// What the parser made of a body: the fields needed to answer, and either
+/// a query for the cache or the error to reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbound {
+    /// `source` from the body, when it is a usable non-empty string.
+    pub source: Option<String>,
+    /// The callid to echo: trimmed and cut, empty when the request had none.
+    pub callid: String,
+    /// The request kind when the subtopic was recognised.
+    pub kind: Option<RequestKind>,
+    /// The query, or the error the contract names.
+    pub query: Result<Query, WsError>,
+}
+
+/// Every error the worker answers with `WS_Error` (PROTOCOL.md section 5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WsError {
+    /// callid missing, null, empty or blank.
+    CallidEmpty,
+    /// No call record, or a callid that is too long or holds a control character.
+    InvalidCallId(String),
+    /// The call record has no `campaign_id`.
+    NoCampaign(String),
+    /// AccountNumber missing or blank.
+    AccountEmpty,
+    /// The call record's `account_number` differs from the request's.
+    InvalidAccount(String),
+    /// The stored outcome list of this campaign cannot be used.
+    CorruptOutcomes(String),
+    /// Redis did not answer before the request's deadline.
+    CacheUnavailable,
+    /// The body cannot be read as a request; the text is a short reason.
+    Malformed(String),
+    /// A subtopic the worker does not serve.
+    UnsupportedSubtopic(String),
+}
+
+impl WsError {
+    /// The reply's `errorMessage`, with echoed values cut to [`MAX_ECHO_BYTES`].
+    pub fn error_message(&self) -> String {
+        match self {
+            Self::CallidEmpty => "Callid is empty".to_owned(),
+            Self::InvalidCallId(id) => format!("Invalid Call ID:{}", cut(id)),
+            Self::NoCampaign(id) => format!("No campaign for Call ID:{}", cut(id)),
+            Self::AccountEmpty => "AccountNumber is empty".to_owned(),
+            Self::InvalidAccount(account) => format!("Invalid AccountNumber:{}", cut(account)),
+            Self::CorruptOutcomes(campaign) => {
+                format!(
+                    "Corrupt business outcome data for Campaign ID:{}",
+                    cut(campaign)
+                )
+            }
+            Self::CacheUnavailable => "Cache unavailable".to_owned(),
+            Self::Malformed(reason) => format!("Malformed request: {}", cut(reason)),
+            Self::UnsupportedSubtopic(subtopic) => {
+                format!("Unsupported subtopic:{}", cut(subtopic))
+            }
+        }
+    }
+
+    /// The reply's `msg`.
+    pub fn msg(&self) -> &'static str {
+        match self {
+            Self::CallidEmpty | Self::InvalidCallId(_) | Self::NoCampaign(_) => "Invalid Call ID.",
+            Self::AccountEmpty | Self::InvalidAccount(_) => "Invalid Account Number.",
+            Self::CorruptOutcomes(_) => "Business Outcomes unavailable.",
+            Self::CacheUnavailable => "Service temporarily unavailable.",
+            Self::Malformed(_) | Self::UnsupportedSubtopic(_) => "Invalid Request.",
+        }
+    }
+
+    /// A stable label for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::CallidEmpty => "callid_empty",
+            Self::InvalidCallId(_) => "invalid_callid",
+            Self::NoCampaign(_) => "no_campaign",
+            Self::AccountEmpty => "account_empty",
+            Self::InvalidAccount(_) => "invalid_account",
+            Self::CorruptOutcomes(_) => "corrupt_outcomes",
+            Self::CacheUnavailable => "cache_unavailable",
+            Self::Malformed(_) => "malformed",
+            Self::UnsupportedSubtopic(_) => "unsupported_subtopic",
+        }
+    }
+}
+
+/// Cuts `text` to at most [`MAX_ECHO_BYTES`] bytes at a character boundary.
+pub fn cut(text: &str) -> &str {
+    if text.len() <= MAX_ECHO_BYTES {
+        return text;
+    }
+    let mut end = MAX_ECHO_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Parses and validates a request body (PROTOCOL.md section 3, checks 1 to 5
+/// of section 5, in that order).
+pub fn parse_request(body: &[u8], max_bytes: usize) -> Inbound {
+    let mut inbound = Inbound {
+        source: None,
+        callid: String::new(),
+        kind: None,
+        query: Err(WsError::CallidEmpty),
+    };
+    let object = match read_object(body, max_bytes) {
+        Ok(object) => object,
+        Err(reason) => {
+            inbound.query = Err(WsError::Malformed(reason.to_owned()));
+            return inbound;
+        }
+    };
+    inbound.source = text_field(&object, "source").filter(|s| is_routing_key(s));
+    let data = read_data(&object);
+    if let Ok(data) = &data {
+        if let Some(Ok(Some(callid))) = get_ci(data, "callid").map(scalar_text) {
+            inbound.callid = cut(&callid).to_owned();
+        }
+    }
+    inbound.query = check(&object, data, &mut inbound.kind);
+    inbound
+}
+
+fn check(
+    object: &Map<String, Value>,
+    data: Result<Map<String, Value>, &'static str>,
+    kind_out: &mut Option<RequestKind>,
+) -> Result<Query, WsError> {
+    if !text_field(object, "channel").is_some_and(|c| c.eq_ignore_ascii_case("LCM")) {
+        return Err(malformed("channel is not LCM"));
+    }
+    if !text_field(object, "topic").is_some_and(|t| t.eq_ignore_ascii_case("WebService")) {
+        return Err(malformed("topic is not WebService"));
+    }
+    let subtopic = match object.get("subtopic") {
+        Some(Value::String(s)) => s.trim(),
+        _ => return Err(malformed("subtopic is missing or not a string")),
+    };
+    let kind = RequestKind::from_subtopic(subtopic)
+        .ok_or_else(|| WsError::UnsupportedSubtopic(subtopic.to_owned()))?;
+    *kind_out = Some(kind);
+    let data = data.map_err(malformed)?;
+    let callid = required_text(&data, "callid", WsError::CallidEmpty)?;
+    if callid.len() > MAX_ECHO_BYTES || callid.chars().any(char::is_control) {
+        return Err(WsError::InvalidCallId(callid));
+    }
+    let account_number = required_text(&data, "AccountNumber", WsError::AccountEmpty)?;
+    Ok(Query {
+        kind,
+        callid,
+        account_number,
+    })
+}
+
+fn malformed(reason: &str) -> WsError {
+    WsError::Malformed(reason.to_owned())
+}
+
+fn read_object(body: &[u8], max_bytes: usize) -> Result<Map<String, Value>, &'static str> {
+    if body.len() > max_bytes {
+        return Err("body exceeds the size limit");
+    }
+    let text = std::str::from_utf8(body).map_err(|_| "body is not UTF-8")?;
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(_) => Err("body is not a JSON object"),
+        Err(_) => Err("body is not JSON"),
+    }
+}
+
+/// `data` is an object, or a string that holds one.
+fn read_data(object: &Map<String, Value>) -> Result<Map<String, Value>, &'static str> {
+    match object.get("data") {
+        Some(Value::Object(data)) => Ok(data.clone()),
+        Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(data)) => Ok(data),
+            _ => Err("data string does not hold a JSON object"),
+        },
+        None | Some(Value::Null) => Err("data is missing"),
+        Some(_) => Err("data is not a JSON object"),
+    }
+}
+
+/// A field's text: strings trimmed, numbers as decimal text; `Ok(None)` when
+/// absent, null or blank; `Err` for other JSON types.
+fn scalar_text(value: &Value) -> Result<Option<String>, ()> {
+    let text = match value {
+        Value::Null => return Ok(None),
+        Value::String(s) => s.trim().to_owned(),
+        Value::Number(n) => n.to_string(),
+        _ => return Err(()),
+    };
+    Ok(Some(text).filter(|t| !t.is_empty()))
+}
+
+fn required_text(data: &Map<String, Value>, key: &str, empty: WsError) -> Result<String, WsError> {
+    match get_ci(data, key).map(scalar_text) {
+        None | Some(Ok(None)) => Err(empty),
+        Some(Ok(Some(text))) => Ok(text),
+        Some(Err(())) => Err(WsError::Malformed(format!(
+            "{key} is not a string or number"
+        ))),
+    }
+}
+
+/// Looks a key up ASCII-case-insensitively (PROTOCOL.md section 3).
+fn get_ci<'a>(data: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    data.get(key).or_else(|| {
+        data.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
+}
+
+fn text_field(object: &Map<String, Value>, key: &str) -> Option<String> {
+    match object.get(key) {
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        _ => None,
+    }
+}
+
+/// AMQP routing keys are short strings: at most 255 bytes.
+fn is_routing_key(text: &str) -> bool {
+    text.len() <= 255
+}
+
+#[derive(Serialize)]
+struct Envelope<'a, M> {
+    channel: &'static str,
+    topic: &'static str,
+    subtopic: &'a str,
+    message: M,
+}
+
+#[derive(Serialize)]
+struct SuccessMessage<'a> {
+    callid: &'a str,
+    response: &'a [Outcome],
+}
+
+#[derive(Serialize)]
+struct ErrorMessage<'a> {
+    callid: &'a str,
+    #[serde(rename = "errorType")]
+    error_type: &'static str,
+    #[serde(rename = "errorMessage")]
+    error_message: String,
+    msg: &'static str,
+}
+
+/// Renders a success reply: `subtopic` per kind, outcomes in stored order.
+pub fn render_outcomes(kind: RequestKind, callid: &str, outcomes: &[Outcome]) -> Vec<u8> {
+    render(&Envelope {
+        channel: "LCM",
+        topic: "WebService",
+        subtopic: kind.reply_subtopic(),
+        message: SuccessMessage {
+            callid: cut(callid),
+            response: outcomes,
+        },
+    })
+}
+
+/// Renders a `WS_Error` reply.
+pub fn render_error(callid: &str, error: &WsError) -> Vec<u8> {
+    render(&Envelope {
+        channel: "LCM",
+        topic: "WebService",
+        subtopic: "WS_Error",
+        message: ErrorMessage {
+            callid: cut(callid),
+            error_type: "WS_Error",
+            error_message: error.error_message(),
+            msg: error.msg(),
+        },
+    })
+}
+
+fn render<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serialising plain structs of strings into a Vec cannot fail.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const LIMIT: usize = 65536;
+
+    fn parse(value: Value) -> Inbound {
+        parse_request(value.to_string().as_bytes(), LIMIT)
+    }
+
+    fn request(data: Value) -> Value {
+        json!({"channel": "LCM", "topic": "WebService", "subtopic": "GetBusinessOutCome", "data": data})
+    }
+
+    fn error_of(value: Value) -> WsError {
+        parse(value).query.expect_err("expected an error")
+    }
+
+    #[test]
+    fn the_documentation_sample_parses() {
+        let inbound = parse(json!({
+            "channel": "LCM", "topic": "WebService", "subtopic": "GetBusinessOutCome",
+            "source": "agent-desktop-eu",
+            "data": {"callid": "12345", "AccountNumber": "5|3|1|0|0|44|1"}
+        }));
+        assert_eq!(inbound.source.as_deref(), Some("agent-desktop-eu"));
+        assert_eq!(inbound.callid, "12345");
+        assert_eq!(
+            inbound.query,
+            Ok(Query {
+                kind: RequestKind::BusinessOutcome,
+                callid: "12345".into(),
+                account_number: "5|3|1|0|0|44|1".into()
+            })
+        );
+    }
+
+    #[test]
+    fn envelope_fields_compare_case_insensitively() {
+        let inbound = parse(
+            json!({"channel": "lcm", "topic": "Webservice", "subtopic": "getbusinessoutcome",
+            "data": {"CALLID": " 7 ", "accountnumber": "9"}}),
+        );
+        let query = inbound.query.unwrap();
+        assert_eq!(
+            (query.callid.as_str(), query.account_number.as_str()),
+            ("7", "9")
+        );
+    }
+
+    #[test]
+    fn data_may_be_a_string_holding_an_object() {
+        let query = parse(request(json!("{\"callid\": 5, \"AccountNumber\": 6}"))).query;
+        assert_eq!(query.unwrap().callid, "5");
+    }
+
+    #[test]
+    fn numbers_are_taken_as_their_decimal_text() {
+        let query = parse(request(json!({"callid": 12345, "AccountNumber": 44})))
+            .query
+            .unwrap();
+        assert_eq!(
+            (query.callid.as_str(), query.account_number.as_str()),
+            ("12345", "44")
+        );
+    }
+
+    #[test]
+    fn source_is_optional() {
+        assert_eq!(
+            parse(request(json!({"callid": "1", "AccountNumber": "2"}))).source,
+            None
+        );
+    }
+
+    #[test]
+    fn a_body_over_the_limit_is_malformed() {
+        let body = request(json!({"callid": "1", "AccountNumber": "x".repeat(100)})).to_string();
+        let inbound = parse_request(body.as_bytes(), 50);
+        assert_eq!(
+            inbound.query,
+            Err(WsError::Malformed("body exceeds the size limit".into()))
+        );
+    }
+
+    #[test]
+    fn non_utf8_non_json_and_non_objects_are_malformed() {
+        let cases: [(&[u8], &str); 4] = [
+            (b"\xff\xfe{}", "body is not UTF-8"),
+            (b"{not json", "body is not JSON"),
+            (b"[1,2]", "body is not a JSON object"),
+            (b"", "body is not JSON"),
+        ];
+        for (body, reason) in cases {
+            assert_eq!(
+                parse_request(body, LIMIT).query,
+                Err(WsError::Malformed(reason.into())),
+                "{body:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn deeply_nested_json_is_malformed_not_a_crash() {
+        let body = "[".repeat(100_000);
+        assert_eq!(
+            parse_request(body.as_bytes(), 1 << 20).query,
+            Err(WsError::Malformed("body is not JSON".into()))
+        );
+    }
+
+    #[test]
+    fn wrong_channel_or_topic_is_malformed_and_still_echoes_callid() {
+        let mut body = request(json!({"callid": "77", "AccountNumber": "1"}));
+        body["channel"] = json!("CRM");
+        let inbound = parse(body.clone());
+        assert_eq!(
+            inbound.query,
+            Err(WsError::Malformed("channel is not LCM".into()))
+        );
+        assert_eq!(inbound.callid, "77");
+        body["channel"] = json!("LCM");
+        body["topic"] = json!("Other");
+        assert_eq!(
+            error_of(body),
+            WsError::Malformed("topic is not WebService".into())
+        );
+    }
+
+    #[test]
+    fn an_unknown_subtopic_is_unsupported_before_data_is_checked() {
+        let body =
+            json!({"channel": "LCM", "topic": "WebService", "subtopic": "GetCampaigns", "data": 3});
+        assert_eq!(
+            error_of(body),
+            WsError::UnsupportedSubtopic("GetCampaigns".into())
+        );
+    }
+
+    #[test]
+    fn unusable_data_is_malformed() {
+        assert_eq!(
+            error_of(request(json!(3))),
+            WsError::Malformed("data is not a JSON object".into())
+        );
+        assert_eq!(
+            error_of(request(json!("not an object"))),
+            WsError::Malformed("data string does not hold a JSON object".into())
+        );
+        let mut body = request(json!({}));
+        body.as_object_mut().unwrap().remove("data");
+        assert_eq!(error_of(body), WsError::Malformed("data is missing".into()));
+    }
+
+    #[test]
+    fn missing_null_empty_or_blank_callid_is_empty() {
+        for data in [
+            json!({"AccountNumber": "1"}),
+            json!({"callid": null}),
+            json!({"callid": ""}),
+            json!({"callid": "  "}),
+        ] {
+            assert_eq!(
+                error_of(request(data.clone())),
+                WsError::CallidEmpty,
+                "{data}"
+            );
+        }
+    }
+
+    #[test]
+    fn long_or_control_callids_are_invalid_and_echoed_cut() {
+        let long = "9".repeat(200);
+        let inbound = parse(request(json!({"callid": long, "AccountNumber": "1"})));
+        assert_eq!(inbound.query, Err(WsError::InvalidCallId(long.clone())));
+        assert_eq!(inbound.callid.len(), 128);
+        assert_eq!(
+            WsError::InvalidCallId(long).error_message(),
+            format!("Invalid Call ID:{}", "9".repeat(128))
+        );
+        assert_eq!(
+            error_of(request(json!({"callid": "12\u{7}3", "AccountNumber": "1"}))),
+            WsError::InvalidCallId("12\u{7}3".into())
+        );
+    }
+
+    #[test]
+    fn callid_is_checked_before_account_number() {
+        assert_eq!(
+            error_of(request(json!({"callid": " "}))),
+            WsError::CallidEmpty
+        );
+        assert_eq!(
+            error_of(request(json!({"callid": "1"}))),
+            WsError::AccountEmpty
+        );
+        assert_eq!(
+            error_of(request(json!({"callid": "1", "AccountNumber": "   "}))),
+            WsError::AccountEmpty
+        );
+    }
+
+    #[test]
+    fn a_callid_of_another_json_type_is_malformed() {
+        assert_eq!(
+            error_of(request(json!({"callid": true, "AccountNumber": "1"}))),
+            WsError::Malformed("callid is not a string or number".into())
+        );
+    }
+
+    #[test]
+    fn cut_respects_character_boundaries() {
+        let text = "é".repeat(100); // 200 bytes
+        let cut_text = cut(&text);
+        assert_eq!(cut_text.len(), 128);
+        assert_eq!(cut("short"), "short");
+        let odd = format!("a{}", "é".repeat(100));
+        assert_eq!(cut(&odd).len(), 127);
+    }
+
+    #[test]
+    fn every_error_row_has_its_message_and_msg() {
+        let rows = [
+            (WsError::CallidEmpty, "Callid is empty", "Invalid Call ID."),
+            (
+                WsError::InvalidCallId("1".into()),
+                "Invalid Call ID:1",
+                "Invalid Call ID.",
+            ),
+            (
+                WsError::NoCampaign("1".into()),
+                "No campaign for Call ID:1",
+                "Invalid Call ID.",
+            ),
+            (
+                WsError::AccountEmpty,
+                "AccountNumber is empty",
+                "Invalid Account Number.",
+            ),
+            (
+                WsError::InvalidAccount("9".into()),
+                "Invalid AccountNumber:9",
+                "Invalid Account Number.",
+            ),
+            (
+                WsError::CorruptOutcomes("4".into()),
+                "Corrupt business outcome data for Campaign ID:4",
+                "Business Outcomes unavailable.",
+            ),
+            (
+                WsError::CacheUnavailable,
+                "Cache unavailable",
+                "Service temporarily unavailable.",
+            ),
+            (
+                WsError::Malformed("x".into()),
+                "Malformed request: x",
+                "Invalid Request.",
+            ),
+            (
+                WsError::UnsupportedSubtopic("S".into()),
+                "Unsupported subtopic:S",
+                "Invalid Request.",
+            ),
+        ];
+        for (error, message, msg) in rows {
+            assert_eq!(
+                (error.error_message().as_str(), error.msg()),
+                (message, msg)
+            );
+        }
+    }
+
+    #[test]
+    fn the_error_reply_has_the_documented_shape() {
+        let body = render_error("12345", &WsError::InvalidCallId("12345".into()));
+        let value: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            value,
+            json!({"channel": "LCM", "topic": "WebService", "subtopic": "WS_Error",
+                "message": {"callid": "12345", "errorType": "WS_Error",
+                    "errorMessage": "Invalid Call ID:12345", "msg": "Invalid Call ID."}})
+        );
+    }
+
+    #[test]
+    fn the_success_reply_has_the_documented_shape() {
+        let outcomes = crate::outcomes::parse_outcome_list(
+            "1",
+            r#"[{"OutComeID":"101","Description":"Payment Done"}]"#,
+        )
+        .unwrap();
+        let body = render_outcomes(RequestKind::BusinessOutcome, "12345", &outcomes);
+        let value: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            value,
+            json!({"channel": "LCM", "topic": "WebService", "subtopic": "BusinessOutCome",
+            "message": {"callid": "12345", "response": [
+                {"OutComeID": "101", "Description": "Payment Done", "CampaignID": "1", "LeadScore": "0", "ParentID": null}
+            ]}})
+        );
+    }
+}

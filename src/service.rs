@@ -1,0 +1,381 @@
+//! The request -> reply decision, over a [`Store`].
+//!
+//! Knows the contract's check order and failure policy (retry the cache
+//! until the request's deadline) but neither AMQP nor Redis: tests drive it
+//! with an in-memory store.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::outcomes::{parse_outcome_list, Outcome};
+use crate::protocol::{parse_request, render_error, render_outcomes, Query, RequestKind, WsError};
+use crate::routing::{ReplyRoute, RequestProperties};
+
+/// A call record as the dialer stores it (`P:call:<callid>`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallRecord {
+    /// The campaign the call belongs to.
+    pub campaign_id: Option<String>,
+    /// When present, the request's AccountNumber must equal it.
+    pub account_number: Option<String>,
+}
+
+/// The cache could not be read (unreachable, timed out, wrong type...).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreError(pub String);
+
+/// Read access to the cache the dialer and campaign administration write.
+pub trait Store: Send + Sync + 'static {
+    /// The call record, or `None` when no record exists for `callid`.
+    fn call(
+        &self,
+        callid: &str,
+    ) -> impl Future<Output = Result<Option<CallRecord>, StoreError>> + Send;
+
+    /// The stored outcome list text, or `None` when the campaign has none.
+    fn outcome_list(
+        &self,
+        campaign_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+}
+
+/// What to do with a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Publish `body` along `route`, then acknowledge the request.
+    Reply {
+        /// Where the reply goes.
+        route: ReplyRoute,
+        /// The rendered reply.
+        body: Vec<u8>,
+    },
+    /// Nobody can be answered: reject the request into the dead-letter queue.
+    DeadLetter {
+        /// Why, for the log.
+        reason: &'static str,
+    },
+}
+
+/// The decision for one request, with what the logs and metrics need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handled {
+    /// The echoed callid (empty when the request had none).
+    pub callid: String,
+    /// The body's `source`, when usable.
+    pub source: Option<String>,
+    /// The request kind, when the subtopic was recognised.
+    pub kind: Option<RequestKind>,
+    /// `ok`, or the label of the `WS_Error` kind.
+    pub result: &'static str,
+    /// What to do.
+    pub action: Action,
+}
+
+/// Decides replies; cheap to share between concurrent deliveries.
+#[derive(Debug)]
+pub struct Service<S> {
+    store: S,
+    max_message_bytes: usize,
+    deadline: Duration,
+}
+
+/// First pause between cache retries; doubles up to [`RETRY_CAP`].
+const RETRY_START: Duration = Duration::from_millis(20);
+const RETRY_CAP: Duration = Duration::from_millis(250);
+
+impl<S: Store> Service<S> {
+    /// A service answering from `store`, with the body size limit and the
+    /// per-request deadline of the configuration.
+    pub fn new(store: S, max_message_bytes: usize, deadline: Duration) -> Self {
+        Self {
+            store,
+            max_message_bytes,
+            deadline,
+        }
+    }
+
+    /// The store this service reads.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Decides the reply to one request received at `received`.
+    pub async fn handle(
+        &self,
+        body: &[u8],
+        properties: &RequestProperties,
+        received: Instant,
+    ) -> Handled {
+        let inbound = parse_request(body, self.max_message_bytes);
+        let answer = match inbound.query {
+            Ok(query) => self.answer(&query, received + self.deadline).await,
+            Err(error) => Err(error),
+        };
+        let (result, reply) = match &answer {
+            Ok(outcomes) => {
+                let kind = inbound.kind.unwrap_or(RequestKind::BusinessOutcome);
+                ("ok", render_outcomes(kind, &inbound.callid, outcomes))
+            }
+            Err(error) => (error.label(), render_error(&inbound.callid, error)),
+        };
+        let action = match ReplyRoute::choose(properties, inbound.source.as_deref()) {
+            Some(route) => Action::Reply { route, body: reply },
+            None => Action::DeadLetter {
+                reason: "no reply_to, source or app_id to answer to",
+            },
+        };
+        Handled {
+            callid: inbound.callid,
+            source: inbound.source,
+            kind: inbound.kind,
+            result,
+            action,
+        }
+    }
+
+    /// Check 6 of the contract: the cache lookups, in order.
+    async fn answer(&self, query: &Query, deadline: Instant) -> Result<Vec<Outcome>, WsError> {
+        let call = retry_until(deadline, || self.store.call(&query.callid))
+            .await?
+            .ok_or_else(|| WsError::InvalidCallId(query.callid.clone()))?;
+        let campaign_id = call
+            .campaign_id
+            .filter(|c| !c.trim().is_empty())
+            .ok_or_else(|| WsError::NoCampaign(query.callid.clone()))?;
+        if let Some(stored) = call.account_number {
+            if stored.trim() != query.account_number {
+                return Err(WsError::InvalidAccount(query.account_number.clone()));
+            }
+        }
+        let Some(stored) = retry_until(deadline, || self.store.outcome_list(&campaign_id)).await?
+        else {
+            tracing::warn!(
+                campaign_id,
+                "campaign has no stored outcome list; answering []"
+            );
+            metrics::counter!("lcm_empty_outcome_lists_total").increment(1);
+            return Ok(Vec::new());
+        };
+        parse_outcome_list(&campaign_id, &stored).map_err(|error| {
+            tracing::warn!(campaign_id, %error, "stored outcome list is unusable");
+            WsError::CorruptOutcomes(campaign_id.clone())
+        })
+    }
+}
+
+/// Runs `attempt` until it succeeds or `deadline` passes, pausing with
+/// capped exponential backoff between failures.
+async fn retry_until<T, F, Fut>(deadline: Instant, mut attempt: F) -> Result<T, WsError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut pause = RETRY_START;
+    loop {
+        match tokio::time::timeout_at(deadline, attempt()).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) => tracing::warn!(%error, "cache read failed; retrying"),
+            Err(_) => break,
+        }
+        if Instant::now() + pause >= deadline {
+            break;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(RETRY_CAP);
+    }
+    tracing::warn!("cache did not answer before the request's deadline");
+    Err(WsError::CacheUnavailable)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Default)]
+    struct MemoryStore {
+        calls: HashMap<String, CallRecord>,
+        lists: HashMap<String, String>,
+        failures_left: AtomicUsize,
+    }
+
+    impl MemoryStore {
+        fn sample() -> Self {
+            let mut store = Self::default();
+            store.calls.insert(
+                "12345".into(),
+                CallRecord {
+                    campaign_id: Some("1".into()),
+                    account_number: Some("5|3|1|0|0|44|1".into()),
+                },
+            );
+            store.lists.insert(
+                "1".into(),
+                r#"[{"OutComeID":"101","Description":"Payment Done"}]"#.into(),
+            );
+            store
+        }
+
+        fn fail(&self) -> Result<(), StoreError> {
+            let left = self.failures_left.load(Ordering::SeqCst);
+            if left > 0 {
+                self.failures_left.store(left - 1, Ordering::SeqCst);
+                return Err(StoreError("down".into()));
+            }
+            Ok(())
+        }
+    }
+
+    impl Store for MemoryStore {
+        async fn call(&self, callid: &str) -> Result<Option<CallRecord>, StoreError> {
+            self.fail()?;
+            Ok(self.calls.get(callid).cloned())
+        }
+        async fn outcome_list(&self, campaign_id: &str) -> Result<Option<String>, StoreError> {
+            self.fail()?;
+            Ok(self.lists.get(campaign_id).cloned())
+        }
+    }
+
+    fn service(store: MemoryStore) -> Service<MemoryStore> {
+        Service::new(store, 65536, Duration::from_millis(2000))
+    }
+
+    fn sample_body(callid: &str, account: &str) -> Vec<u8> {
+        json!({"channel": "LCM", "topic": "WebService", "subtopic": "GetBusinessOutcome",
+            "source": "desk", "data": {"callid": callid, "AccountNumber": account}})
+        .to_string()
+        .into_bytes()
+    }
+
+    async fn reply_of(service: &Service<MemoryStore>, body: &[u8]) -> Value {
+        let handled = service
+            .handle(body, &RequestProperties::default(), Instant::now())
+            .await;
+        match handled.action {
+            Action::Reply { body, .. } => serde_json::from_slice(&body).unwrap(),
+            other => panic!("expected a reply, got {other:?}"),
+        }
+    }
+
+    async fn error_message_of(service: &Service<MemoryStore>, body: &[u8]) -> String {
+        let reply = reply_of(service, body).await;
+        reply["message"]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn the_sample_call_gets_its_outcomes() {
+        let reply = reply_of(
+            &service(MemoryStore::sample()),
+            &sample_body("12345", "5|3|1|0|0|44|1"),
+        )
+        .await;
+        assert_eq!(reply["subtopic"], "BusinessOutCome");
+        assert_eq!(reply["message"]["response"][0]["OutComeID"], "101");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_call_is_an_invalid_call_id() {
+        let message =
+            error_message_of(&service(MemoryStore::sample()), &sample_body("999", "1")).await;
+        assert_eq!(message, "Invalid Call ID:999");
+    }
+
+    #[tokio::test]
+    async fn a_call_without_campaign_has_no_campaign() {
+        let mut store = MemoryStore::sample();
+        store.calls.insert("2".into(), CallRecord::default());
+        let message = error_message_of(&service(store), &sample_body("2", "1")).await;
+        assert_eq!(message, "No campaign for Call ID:2");
+    }
+
+    #[tokio::test]
+    async fn a_differing_account_number_is_invalid() {
+        let message =
+            error_message_of(&service(MemoryStore::sample()), &sample_body("12345", "9")).await;
+        assert_eq!(message, "Invalid AccountNumber:9");
+    }
+
+    #[tokio::test]
+    async fn a_call_without_account_number_accepts_any() {
+        let mut store = MemoryStore::sample();
+        store.calls.get_mut("12345").unwrap().account_number = None;
+        let reply = reply_of(&service(store), &sample_body("12345", "anything")).await;
+        assert_eq!(reply["subtopic"], "BusinessOutCome");
+    }
+
+    #[tokio::test]
+    async fn a_campaign_without_list_answers_an_empty_list() {
+        let mut store = MemoryStore::sample();
+        store.lists.clear();
+        let reply = reply_of(&service(store), &sample_body("12345", "5|3|1|0|0|44|1")).await;
+        assert_eq!(reply["message"]["response"], json!([]));
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_list_names_the_campaign() {
+        let mut store = MemoryStore::sample();
+        store.lists.insert("1".into(), "{oops".into());
+        let message =
+            error_message_of(&service(store), &sample_body("12345", "5|3|1|0|0|44|1")).await;
+        assert_eq!(message, "Corrupt business outcome data for Campaign ID:1");
+    }
+
+    #[tokio::test]
+    async fn cache_failures_are_retried_within_the_deadline() {
+        let store = MemoryStore::sample();
+        store.failures_left.store(3, Ordering::SeqCst);
+        let reply = reply_of(&service(store), &sample_body("12345", "5|3|1|0|0|44|1")).await;
+        assert_eq!(reply["subtopic"], "BusinessOutCome");
+    }
+
+    #[tokio::test]
+    async fn a_cache_down_past_the_deadline_is_unavailable() {
+        let store = MemoryStore::sample();
+        store.failures_left.store(usize::MAX, Ordering::SeqCst);
+        let service = Service::new(store, 65536, Duration::from_millis(100));
+        let message = error_message_of(&service, &sample_body("12345", "5|3|1|0|0|44|1")).await;
+        assert_eq!(message, "Cache unavailable");
+    }
+
+    #[tokio::test]
+    async fn a_request_nobody_can_be_answered_is_dead_lettered() {
+        let mut body: Value = serde_json::from_slice(&sample_body("12345", "1")).unwrap();
+        body.as_object_mut().unwrap().remove("source");
+        let handled = service(MemoryStore::sample())
+            .handle(
+                body.to_string().as_bytes(),
+                &RequestProperties::default(),
+                Instant::now(),
+            )
+            .await;
+        assert!(matches!(handled.action, Action::DeadLetter { .. }));
+    }
+
+    #[tokio::test]
+    async fn garbage_with_a_reply_to_is_answered_malformed() {
+        let props = RequestProperties {
+            reply_to: Some("q".into()),
+            ..Default::default()
+        };
+        let handled = service(MemoryStore::sample())
+            .handle(b"\x00garbage", &props, Instant::now())
+            .await;
+        assert_eq!(handled.result, "malformed");
+        assert!(matches!(
+            handled.action,
+            Action::Reply {
+                route: ReplyRoute::ReplyTo(_),
+                ..
+            }
+        ));
+    }
+}

@@ -1,0 +1,432 @@
+//! Configuration (PROTOCOL.md section 8): built-in defaults, then
+//! `config/default.toml`, then the file named by `LCM_CONFIG`, then
+//! `LCM__<SECTION>__<KEY>` environment variables; validated once at start-up.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use config::{Config, Environment, File};
+use serde::{Deserialize, Serialize};
+
+/// Everything the worker and its commands read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// RabbitMQ connection and topology.
+    pub amqp: AmqpSettings,
+    /// Redis connection and key layout.
+    pub redis: RedisSettings,
+    /// Per-request limits.
+    pub limits: LimitSettings,
+    /// Graceful stop.
+    pub shutdown: ShutdownSettings,
+    /// Health and metrics endpoints.
+    pub http: HttpSettings,
+    /// Log output.
+    pub log: LogSettings,
+}
+
+/// `amqp.*`: the broker and the objects the worker declares (section 2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpSettings {
+    /// Broker URL; may hold a password, so never log it unredacted.
+    pub url: String,
+    /// Topic exchange requesters publish to, routing key = their source.
+    pub request_exchange: String,
+    /// The queue every replica consumes.
+    pub request_queue: String,
+    /// Binding keys of the request queue on the request exchange.
+    pub bindings: Vec<String>,
+    /// Direct exchange replies go to when routed by source.
+    pub reply_exchange: String,
+    /// Fanout exchange rejected requests are dead-lettered to.
+    pub dead_letter_exchange: String,
+    /// Queue that keeps dead-lettered requests.
+    pub dead_letter_queue: String,
+    /// `x-queue-type` of the request queue.
+    pub queue_type: QueueType,
+    /// Deliveries in hand at once (`basic.qos`).
+    pub prefetch: u16,
+    /// `app_id` of the replies.
+    pub app_id: String,
+}
+
+/// `x-queue-type` of the request queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueType {
+    /// A classic queue.
+    Classic,
+    /// A replicated quorum queue.
+    Quorum,
+}
+
+impl QueueType {
+    /// The `x-queue-type` argument value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Classic => "classic",
+            Self::Quorum => "quorum",
+        }
+    }
+}
+
+/// `redis.*`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    /// Redis URL; may hold a password, so never log it unredacted.
+    pub url: String,
+    /// `P` in the key names of section 6.
+    pub key_prefix: String,
+    /// Connections in the pool.
+    pub pool_size: usize,
+}
+
+/// `limits.*`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Largest request body accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Time from receipt within which a request is answered, in milliseconds.
+    pub request_deadline_ms: u64,
+}
+
+/// `shutdown.*`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownSettings {
+    /// Time to finish deliveries in hand after SIGTERM, in milliseconds.
+    pub grace_ms: u64,
+}
+
+/// `http.*`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Address of `/healthz`, `/readyz` and `/metrics`.
+    pub addr: SocketAddr,
+}
+
+/// `log.*`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// Line format.
+    pub format: LogFormat,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            amqp: AmqpSettings {
+                url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+                request_exchange: "lcm.requests".into(),
+                request_queue: "lcm.business_outcome".into(),
+                bindings: vec!["#".into()],
+                reply_exchange: "lcm.replies".into(),
+                dead_letter_exchange: "lcm.dead".into(),
+                dead_letter_queue: "lcm.business_outcome.dead".into(),
+                queue_type: QueueType::Classic,
+                prefetch: 64,
+                app_id: "lcm-outcome-worker".into(),
+            },
+            redis: RedisSettings {
+                url: "redis://127.0.0.1:6379".into(),
+                key_prefix: "lcm".into(),
+                pool_size: 16,
+            },
+            limits: LimitSettings {
+                max_message_bytes: 65536,
+                request_deadline_ms: 2000,
+            },
+            shutdown: ShutdownSettings { grace_ms: 10000 },
+            http: HttpSettings {
+                addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            },
+            log: LogSettings {
+                format: LogFormat::Text,
+            },
+        }
+    }
+}
+
+/// Configuration that cannot be used; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A file could not be read or a value has the wrong type.
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A value is out of range.
+    #[error("configuration: invalid `{key}`: {reason}")]
+    Invalid {
+        /// The offending key, as in `config/default.toml`.
+        key: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl Settings {
+    /// Loads from the files and the process environment.
+    pub fn load() -> Result<Self, SettingsError> {
+        Self::load_from(std::env::var("LCM_CONFIG").ok(), None)
+    }
+
+    /// Loads with an explicit `LCM_CONFIG` file and, when given, an explicit
+    /// environment instead of the process's (tests use this: `set_var`
+    /// races between parallel tests).
+    pub fn load_from(
+        config_file: Option<String>,
+        environment: Option<HashMap<String, String>>,
+    ) -> Result<Self, SettingsError> {
+        let mut builder = Config::builder()
+            .add_source(Config::try_from(&Settings::default())?)
+            .add_source(File::with_name("config/default.toml").required(false));
+        if let Some(path) = config_file.filter(|p| !p.is_empty()) {
+            builder = builder.add_source(File::with_name(&path).required(true));
+        }
+        let env = Environment::with_prefix("LCM")
+            .separator("__")
+            .prefix_separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("amqp.bindings")
+            .source(environment);
+        let settings: Settings = builder.add_source(env).build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |key, reason: &str| {
+            Err(SettingsError::Invalid {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        if let Err(error) = self.amqp.url.parse::<lapin::uri::AMQPUri>() {
+            return invalid("amqp.url", &format!("not an AMQP URL ({error})"));
+        }
+        if let Err(error) = deadpool_redis::redis::Client::open(self.redis.url.as_str()) {
+            return invalid(
+                "redis.url",
+                &format!("not a Redis URL ({:?})", error.kind()),
+            );
+        }
+        let names = [
+            ("amqp.request_exchange", &self.amqp.request_exchange),
+            ("amqp.request_queue", &self.amqp.request_queue),
+            ("amqp.reply_exchange", &self.amqp.reply_exchange),
+            ("amqp.dead_letter_exchange", &self.amqp.dead_letter_exchange),
+            ("amqp.dead_letter_queue", &self.amqp.dead_letter_queue),
+            ("amqp.app_id", &self.amqp.app_id),
+            ("redis.key_prefix", &self.redis.key_prefix),
+        ];
+        for (key, value) in names {
+            if value.trim().is_empty() || value.len() > 255 {
+                return invalid(key, "must be 1 to 255 bytes");
+            }
+        }
+        if self.amqp.bindings.is_empty() || self.amqp.bindings.iter().any(|b| b.len() > 255) {
+            return invalid("amqp.bindings", "must list at least one binding key");
+        }
+        let positive = [
+            ("amqp.prefetch", u64::from(self.amqp.prefetch)),
+            ("redis.pool_size", self.redis.pool_size as u64),
+            (
+                "limits.max_message_bytes",
+                self.limits.max_message_bytes as u64,
+            ),
+            (
+                "limits.request_deadline_ms",
+                self.limits.request_deadline_ms,
+            ),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return invalid(key, "must be greater than 0");
+            }
+        }
+        Ok(())
+    }
+
+    /// The per-request deadline.
+    pub fn request_deadline(&self) -> Duration {
+        Duration::from_millis(self.limits.request_deadline_ms)
+    }
+
+    /// The shutdown grace time.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown.grace_ms)
+    }
+
+    /// A copy safe to log: passwords in URLs replaced.
+    pub fn redacted(&self) -> Self {
+        let mut copy = self.clone();
+        copy.amqp.url = redact_url(&copy.amqp.url);
+        copy.redis.url = redact_url(&copy.redis.url);
+        copy
+    }
+}
+
+/// The URL with any password replaced by `***`. A URL that does not parse
+/// is replaced whole, since it may still hold a secret.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                // Only fails for URLs that cannot have credentials at all.
+                let _ = parsed.set_password(Some("***"));
+            }
+            parsed.to_string()
+        }
+        Err(_) => "<unparseable URL>".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Option<HashMap<String, String>> {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.amqp.url, "amqp://guest:guest@127.0.0.1:5672/%2f");
+        assert_eq!(s.amqp.request_exchange, "lcm.requests");
+        assert_eq!(s.amqp.request_queue, "lcm.business_outcome");
+        assert_eq!(s.amqp.bindings, vec!["#"]);
+        assert_eq!(s.amqp.reply_exchange, "lcm.replies");
+        assert_eq!(s.amqp.dead_letter_exchange, "lcm.dead");
+        assert_eq!(s.amqp.dead_letter_queue, "lcm.business_outcome.dead");
+        assert_eq!(s.amqp.queue_type, QueueType::Classic);
+        assert_eq!(s.amqp.app_id, "lcm-outcome-worker");
+        assert_eq!(s.redis.url, "redis://127.0.0.1:6379");
+        assert_eq!(s.redis.key_prefix, "lcm");
+        assert_eq!(s.limits.max_message_bytes, 65536);
+        assert_eq!(s.limits.request_deadline_ms, 2000);
+        assert_eq!(s.shutdown.grace_ms, 10000);
+        assert_eq!(s.http.addr.to_string(), "0.0.0.0:8080");
+        assert_eq!(s.log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn the_shipped_default_file_agrees_with_the_built_in_defaults() {
+        let shipped: Settings = Config::builder()
+            .add_source(File::with_name("config/default.toml"))
+            .build()
+            .unwrap()
+            .try_deserialize()
+            .unwrap();
+        assert_eq!(shipped, Settings::default());
+    }
+
+    #[test]
+    fn environment_overrides_with_double_underscores_and_comma_lists() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("LCM__AMQP__URL", "amqp://u:p@broker:5672/%2f"),
+                ("LCM__REDIS__KEY_PREFIX", "tenant7"),
+                ("LCM__AMQP__BINDINGS", "a,b"),
+                ("LCM__AMQP__QUEUE_TYPE", "quorum"),
+                ("LCM__AMQP__PREFETCH", "8"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.amqp.url, "amqp://u:p@broker:5672/%2f");
+        assert_eq!(s.redis.key_prefix, "tenant7");
+        assert_eq!(s.amqp.bindings, vec!["a", "b"]);
+        assert_eq!(s.amqp.queue_type, QueueType::Quorum);
+        assert_eq!(s.amqp.prefetch, 8);
+    }
+
+    #[test]
+    fn a_numeric_looking_prefix_stays_a_string() {
+        let s = Settings::load_from(None, env(&[("LCM__REDIS__KEY_PREFIX", "123")])).unwrap();
+        assert_eq!(s.redis.key_prefix, "123");
+    }
+
+    #[test]
+    fn the_lcm_config_file_is_layered_over_the_defaults() {
+        let path = std::env::temp_dir().join(format!("lcm-settings-{}.toml", std::process::id()));
+        std::fs::write(&path, "[redis]\nkey_prefix = \"from-file\"\n").unwrap();
+        let s = Settings::load_from(
+            Some(path.to_string_lossy().into_owned()),
+            env(&[("LCM__AMQP__APP_ID", "from-env")]),
+        );
+        std::fs::remove_file(&path).unwrap();
+        let s = s.unwrap();
+        assert_eq!(s.redis.key_prefix, "from-file");
+        assert_eq!(s.amqp.app_id, "from-env");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            ("LCM__AMQP__QUEUE_TYPE", "stream", "amqp.queue_type"),
+            ("LCM__AMQP__PREFETCH", "0", "amqp.prefetch"),
+            ("LCM__AMQP__PREFETCH", "lots", "amqp.prefetch"),
+            ("LCM__AMQP__URL", "http://x", "amqp.url"),
+            ("LCM__REDIS__URL", "nope", "redis.url"),
+            ("LCM__HTTP__ADDR", "localhost", "http.addr"),
+            ("LCM__LOG__FORMAT", "xml", "log.format"),
+            (
+                "LCM__LIMITS__REQUEST_DEADLINE_MS",
+                "0",
+                "limits.request_deadline_ms",
+            ),
+            ("LCM__AMQP__REQUEST_QUEUE", " ", "amqp.request_queue"),
+        ];
+        for (var, value, key) in cases {
+            let error = Settings::load_from(None, env(&[(var, value)])).unwrap_err();
+            assert!(error.to_string().contains(key), "{var}={value}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_missing_lcm_config_file_is_an_error() {
+        let error =
+            Settings::load_from(Some("/nonexistent/lcm.toml".into()), env(&[])).unwrap_err();
+        assert!(
+            error.to_string().contains("/nonexistent/lcm.toml"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn redaction_hides_passwords_only() {
+        let s = Settings::load_from(
+            None,
+            env(&[("LCM__REDIS__URL", "redis://:s3cret@cache:6379/0")]),
+        )
+        .unwrap()
+        .redacted();
+        assert_eq!(s.amqp.url, "amqp://guest:***@127.0.0.1:5672/%2f");
+        assert_eq!(s.redis.url, "redis://:***@cache:6379/0");
+        assert!(!format!("{s:?}").contains("s3cret"));
+    }
+}

@@ -1,0 +1,48 @@
+//! The worker's public entry point: wires the store, the service, the HTTP
+//! endpoints and the consumer, and runs them until shutdown.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::amqp::consumer;
+use crate::health::Readiness;
+use crate::http::{self, HttpState};
+use crate::service::Service;
+use crate::settings::Settings;
+use crate::store::RedisStore;
+
+/// Runs the worker until `shutdown` is cancelled (by a signal, or by the
+/// caller), then drains and closes. Errors only on start-up problems:
+/// the HTTP address cannot be bound, or the broker refuses the topology.
+pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    tracing::info!(config = ?settings.redacted(), "starting lcm-worker {}", env!("CARGO_PKG_VERSION"));
+    let settings = Arc::new(settings);
+    let store = RedisStore::new(&settings.redis).context("redis")?;
+    let service = Arc::new(Service::new(
+        store.clone(),
+        settings.limits.max_message_bytes,
+        settings.request_deadline(),
+    ));
+    let readiness = Readiness::default();
+    let listener = TcpListener::bind(settings.http.addr)
+        .await
+        .with_context(|| format!("binding http.addr {}", settings.http.addr))?;
+    tracing::info!(addr = %listener.local_addr()?, "serving /healthz, /readyz and /metrics");
+    let state = HttpState {
+        readiness: readiness.clone(),
+        store,
+        metrics: crate::telemetry::metrics_handle(),
+    };
+    let http = tokio::spawn(http::serve(listener, state, shutdown.clone()));
+    let consumed = consumer::run(settings, service, readiness, shutdown.clone()).await;
+    // The HTTP server stops with the same token; a topology error stops it too.
+    shutdown.cancel();
+    let served = http.await.context("http task")?;
+    consumed.context("AMQP topology")?;
+    served.context("http server")?;
+    tracing::info!("stopped");
+    Ok(())
+}
