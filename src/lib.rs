@@ -22,10 +22,11 @@
 //!
 //! Plumbing: [`settings`] (layered configuration), [`telemetry`] (logs and
 //! metrics), [`shutdown`] (signals), [`worker`] (the entry point that wires
-//! it all), [`seed`] (the `seed` command).
+//! it all), [`seed`] (the `seed` command), [`client`] (the `request` command).
 
 pub mod amqp;
 pub mod backoff;
+pub mod client;
 pub mod health;
 pub mod http;
 pub mod outcomes;

@@ -2,8 +2,10 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use lcm_worker::client::{self, RequestArgs};
 use lcm_worker::settings::Settings;
 use lcm_worker::{seed, shutdown, store::RedisStore, telemetry, worker};
 
@@ -26,6 +28,22 @@ enum Command {
         /// The seed file (see README, "Seed file").
         file: PathBuf,
     },
+    /// Send one GetBusinessOutcome via Direct Reply-to and print the reply.
+    /// Exits 0 for a BusinessOutCome reply, 1 for a WS_Error, 2 on failure.
+    Request {
+        /// The call id.
+        #[arg(long)]
+        callid: String,
+        /// The account number.
+        #[arg(long)]
+        account: String,
+        /// The requester's source name (routing key and body `source`).
+        #[arg(long, default_value = "lcm-cli")]
+        source: String,
+        /// How long to wait for the reply (e.g. 5s, 500ms).
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+    },
 }
 
 fn main() -> ExitCode {
@@ -47,17 +65,43 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command.unwrap_or(Command::Run) {
-            Command::Run => worker::run(settings, shutdown::on_signals()?).await,
-            Command::Seed { file } => run_seed(&settings, &file).await,
+            Command::Run => worker::run(settings, shutdown::on_signals()?)
+                .await
+                .map(|()| ExitCode::SUCCESS),
+            Command::Seed { file } => run_seed(&settings, &file).await.map(|()| ExitCode::SUCCESS),
+            Command::Request {
+                callid,
+                account,
+                source,
+                timeout,
+            } => {
+                let args = RequestArgs {
+                    callid,
+                    account,
+                    source,
+                    timeout,
+                };
+                run_request(&settings, &args).await
+            }
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
-            tracing::error!("{error:#}");
             eprintln!("lcm-worker: {error:#}");
-            ExitCode::FAILURE
+            ExitCode::from(2)
         }
+    }
+}
+
+/// Prints the reply alone on standard output; WS_Error exits 1.
+async fn run_request(settings: &Settings, args: &RequestArgs) -> anyhow::Result<ExitCode> {
+    let reply = client::request(settings, args).await?;
+    println!("{}", serde_json::to_string_pretty(&reply)?);
+    if reply["subtopic"] == "WS_Error" {
+        Ok(ExitCode::FAILURE)
+    } else {
+        Ok(ExitCode::SUCCESS)
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::backoff::Backoff;
 use crate::outcomes::{parse_outcome_list, Outcome};
 use crate::protocol::{parse_request, render_error, render_outcomes, Query, RequestKind, WsError};
 use crate::routing::{ReplyRoute, RequestProperties};
@@ -82,7 +83,7 @@ pub struct Service<S> {
     deadline: Duration,
 }
 
-/// First pause between cache retries; doubles up to [`RETRY_CAP`].
+/// Pauses between cache retries: from `RETRY_START`, doubling up to `RETRY_CAP`.
 const RETRY_START: Duration = Duration::from_millis(20);
 const RETRY_CAP: Duration = Duration::from_millis(250);
 
@@ -173,18 +174,19 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, StoreError>>,
 {
-    let mut pause = RETRY_START;
+    let mut backoff = Backoff::new(RETRY_START, RETRY_CAP);
     loop {
         match tokio::time::timeout_at(deadline, attempt()).await {
             Ok(Ok(value)) => return Ok(value),
-            Ok(Err(error)) => tracing::warn!(%error, "cache read failed; retrying"),
+            // Debug only: with Redis down every request retries several times.
+            Ok(Err(error)) => tracing::debug!(%error, "cache read failed; retrying"),
             Err(_) => break,
         }
-        if Instant::now() + pause >= deadline {
+        let wake = (Instant::now() + backoff.next_pause()).min(deadline);
+        tokio::time::sleep_until(wake).await;
+        if wake >= deadline {
             break;
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(RETRY_CAP);
     }
     tracing::warn!("cache did not answer before the request's deadline");
     Err(WsError::CacheUnavailable)

@@ -1,0 +1,119 @@
+//! The `request` command: one GetBusinessOutcome over RabbitMQ's Direct
+//! Reply-to, the way a requester sends it.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use futures_util::StreamExt;
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Confirmation};
+use serde_json::{json, Value};
+
+use crate::settings::Settings;
+
+/// Direct Reply-to's pseudo-queue.
+const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
+
+/// What to ask.
+#[derive(Debug, Clone)]
+pub struct RequestArgs {
+    /// The call id.
+    pub callid: String,
+    /// The account number.
+    pub account: String,
+    /// The requester's source name: routing key and body `source`.
+    pub source: String,
+    /// How long to wait for the reply.
+    pub timeout: Duration,
+}
+
+/// Sends one request to the configured request exchange and returns the
+/// reply body.
+pub async fn request(settings: &Settings, args: &RequestArgs) -> anyhow::Result<Value> {
+    let amqp = &settings.amqp;
+    let connection = crate::amqp::connect(&amqp.url, "lcm-worker request")
+        .await
+        .with_context(|| {
+            format!(
+                "connecting to RabbitMQ at {}",
+                crate::settings::redact_url(&amqp.url)
+            )
+        })?;
+    let channel = connection.create_channel().await?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    // Direct Reply-to: consume the pseudo-queue, without acks, before publishing.
+    let mut replies = channel
+        .basic_consume(
+            DIRECT_REPLY_TO.into(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    let correlation_id = format!("lcm-cli-{}-{}", std::process::id(), now_micros());
+    let body = json!({
+        "channel": "LCM", "topic": "WebService", "subtopic": "GetBusinessOutcome",
+        "source": args.source,
+        "data": {"callid": args.callid, "AccountNumber": args.account}
+    });
+    let properties = BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_reply_to(DIRECT_REPLY_TO.into())
+        .with_correlation_id(correlation_id.as_str().into());
+    let confirmation = channel
+        .basic_publish(
+            amqp.request_exchange.as_str().into(),
+            args.source.as_str().into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
+            body.to_string().as_bytes(),
+            properties,
+        )
+        .await?
+        .await
+        .with_context(|| format!("publishing to exchange `{}`", amqp.request_exchange))?;
+    if let Confirmation::Ack(Some(_)) | Confirmation::Nack(_) = confirmation {
+        bail!(
+            "no queue takes source `{}` on exchange `{}`: is a worker running with matching amqp.bindings?",
+            args.source,
+            amqp.request_exchange
+        );
+    }
+    let reply = tokio::time::timeout(args.timeout, async {
+        while let Some(delivery) = replies.next().await {
+            let delivery = delivery?;
+            let matches = delivery
+                .properties
+                .correlation_id()
+                .as_ref()
+                .is_some_and(|id| id.as_str() == correlation_id);
+            if matches {
+                return Ok(delivery.data);
+            }
+        }
+        Err(anyhow!("the connection closed before a reply came"))
+    })
+    .await
+    .map_err(|_| {
+        anyhow!(
+            "no reply within {}",
+            humantime::format_duration(args.timeout)
+        )
+    })??;
+    let _ = connection.close(200, "done".into()).await;
+    serde_json::from_slice(&reply).context("the reply is not JSON")
+}
+
+fn now_micros() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros())
+}

@@ -1,0 +1,66 @@
+//! The command line as users run it.
+
+use crate::harness::*;
+
+async fn run_request(env: &TestEnv, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_lcm-worker"))
+        .arg("request")
+        .args(args)
+        .envs(env.worker_env())
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn request_prints_the_sample_reply_alone_on_stdout_and_exits_zero() {
+    let env = TestEnv::new("cli-ok").await;
+    env.seed_sample().await;
+    let _worker = env.start_worker(&[]).await;
+    let output = run_request(&env, &["--callid", "12345", "--account", "5|3|1|0|0|44|1"]).await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let reply: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("stdout is the JSON reply");
+    assert_eq!(reply["subtopic"], "BusinessOutCome");
+    assert_eq!(
+        reply["message"]["response"][0]["Description"],
+        "Payment Done"
+    );
+}
+
+#[tokio::test]
+async fn request_exits_non_zero_with_the_ws_error_for_an_unknown_call() {
+    let env = TestEnv::new("cli-err").await;
+    let _worker = env.start_worker(&[]).await;
+    let output = run_request(&env, &["--callid", "404", "--account", "1"]).await;
+    assert_eq!(output.status.code(), Some(1));
+    let reply: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(reply["message"]["errorMessage"], "Invalid Call ID:404");
+}
+
+#[tokio::test]
+async fn request_without_a_worker_says_no_queue_takes_the_source() {
+    let env = TestEnv::new("cli-none").await;
+    // The exchange exists but nothing is bound to it.
+    env.channel
+        .exchange_declare(
+            env.names.request_exchange.as_str().into(),
+            lapin::ExchangeKind::Topic,
+            Default::default(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let output = run_request(
+        &env,
+        &["--callid", "1", "--account", "1", "--timeout", "2s"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no queue takes source `lcm-cli`"));
+    assert!(output.stdout.is_empty());
+}

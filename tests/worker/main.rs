@@ -1,0 +1,11 @@
+//! Integration tests: the real `lcm-worker` binary against the real
+//! RabbitMQ and Redis (override with LCM_TEST_AMQP_URL, LCM_TEST_REDIS_URL).
+
+mod cli;
+mod errors;
+mod harness;
+mod load;
+mod normalisation;
+mod routes;
+mod sample;
+mod topology;

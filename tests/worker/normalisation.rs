@@ -1,0 +1,66 @@
+//! PROTOCOL.md section 6: what the worker makes of stored data.
+
+use serde_json::json;
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn stored_outcomes_are_normalised_in_stored_order() {
+    let env = TestEnv::new("normalise").await;
+    env.seed_call("c1", &[("campaign_id", "42")]).await;
+    env.seed_outcomes(
+        "42",
+        r#"[{"OutComeID":300,"Description":"Callback","LeadScore":7,"ParentID":100,"CampaignID":"999","Extra":true},
+            {"OutComeID":"100","Description":"Reached"},
+            {"OutComeID":"200","Description":"No answer","LeadScore":"3","ParentID":null}]"#,
+    )
+    .await;
+    let _worker = env.start_worker(&[]).await;
+    let mut requester = env.requester("desk").await;
+    let reply = requester.request(&request_for("c1", "any account")).await;
+    assert_eq!(
+        reply.body["message"]["response"],
+        json!([
+            {"OutComeID": "300", "Description": "Callback", "CampaignID": "42", "LeadScore": "7", "ParentID": "100"},
+            {"OutComeID": "100", "Description": "Reached", "CampaignID": "42", "LeadScore": "0", "ParentID": null},
+            {"OutComeID": "200", "Description": "No answer", "CampaignID": "42", "LeadScore": "3", "ParentID": null}
+        ])
+    );
+}
+
+#[tokio::test]
+async fn tolerant_parsing_accepts_the_documentation_variants() {
+    let env = TestEnv::new("tolerant").await;
+    env.seed_call("777", &[("campaign_id", "1"), ("account_number", "12")])
+        .await;
+    env.seed_outcomes("1", r#"[{"OutComeID":"1","Description":"One"}]"#)
+        .await;
+    let _worker = env.start_worker(&[]).await;
+    let mut requester = env.requester("desk").await;
+    // Numbers for callid and AccountNumber, data as a string, keys in other
+    // letter cases, envelope in other letter cases, no source.
+    let body = json!({
+        "channel": "lcm", "topic": "Webservice", "subtopic": "getbusinessoutcome",
+        "data": "{\"CallID\": 777, \"accountnumber\": 12, \"unknown\": 1}"
+    });
+    let reply = requester.request(&body).await;
+    assert_eq!(reply.body["subtopic"], "BusinessOutCome", "{}", reply.body);
+    assert_eq!(reply.body["message"]["callid"], "777");
+}
+
+#[tokio::test]
+async fn a_campaign_without_a_stored_list_answers_an_empty_list() {
+    let env = TestEnv::new("emptylist").await;
+    env.seed_call("c2", &[("campaign_id", "5")]).await;
+    let worker = env.start_worker(&[]).await;
+    let mut requester = env.requester("desk").await;
+    let reply = requester.request(&request_for("c2", "1")).await;
+    assert_eq!(reply.body["message"]["response"], json!([]));
+    assert_eq!(
+        worker.counter("lcm_empty_outcome_lists_total", &[]).await,
+        1.0
+    );
+    assert!(worker
+        .logs()
+        .contains("campaign has no stored outcome list"));
+}
