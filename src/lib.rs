@@ -8,6 +8,7 @@
 //!
 //! Pure logic (no broker, no cache):
 //! - [`protocol`]: request parsing and validation, reply and `WS_Error` rendering.
+//! - [`requests`]: the request kinds (one handler each) and the subtopic dispatch.
 //! - [`outcomes`]: stored outcome lists to normalised reply entries.
 //! - [`routing`]: where a reply goes, and its correlation id.
 //! - [`service`]: the request -> reply decision over a [`service::Store`],
@@ -31,6 +32,7 @@ pub mod health;
 pub mod http;
 pub mod outcomes;
 pub mod protocol;
+pub mod requests;
 pub mod routing;
 pub mod seed;
 pub mod service;

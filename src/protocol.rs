@@ -8,52 +8,22 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::outcomes::Outcome;
+use crate::requests::RequestKind;
 
 /// Longest callid the worker looks up, and longest echoed value, in bytes.
 pub const MAX_ECHO_BYTES: usize = 128;
-
-/// The request kinds the worker serves. The subtopic dispatch lives in
-/// [`RequestKind::from_subtopic`]; everything else matches on this enum.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RequestKind {
-    /// `GetBusinessOutcome`: the campaign's whole outcome list.
-    BusinessOutcome,
-}
-
-impl RequestKind {
-    /// The kind named by a request's `subtopic`, compared ASCII-case-insensitively.
-    pub fn from_subtopic(subtopic: &str) -> Option<Self> {
-        if subtopic.eq_ignore_ascii_case("GetBusinessOutcome") {
-            Some(Self::BusinessOutcome)
-        } else {
-            None
-        }
-    }
-
-    /// The `subtopic` of a success reply to this kind of request.
-    pub fn reply_subtopic(self) -> &'static str {
-        match self {
-            Self::BusinessOutcome => "BusinessOutCome",
-        }
-    }
-
-    /// A stable label for metrics and logs.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::BusinessOutcome => "GetBusinessOutcome",
-        }
-    }
-}
 
 /// A request that passed every check that needs no cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query {
     /// What is asked.
-    pub kind: RequestKind,
+    pub kind: &'static RequestKind,
     /// The call id, trimmed, at most [`MAX_ECHO_BYTES`] bytes, no control characters.
     pub callid: String,
     /// The account number, trimmed, not empty.
     pub account_number: String,
+    /// The whole `data` object, for the fields of the request kind.
+    pub data: Map<String, Value>,
 }
 
 /// What the parser made of a body: the fields needed to answer, and either
@@ -65,7 +35,7 @@ pub struct Inbound {
     /// The callid to echo: trimmed and cut, empty when the request had none.
     pub callid: String,
     /// The request kind when the subtopic was recognised.
-    pub kind: Option<RequestKind>,
+    pub kind: Option<&'static RequestKind>,
     /// The query, or the error the contract names.
     pub query: Result<Query, WsError>,
 }
@@ -91,6 +61,10 @@ pub enum WsError {
     Malformed(String),
     /// A subtopic the worker does not serve.
     UnsupportedSubtopic(String),
+    /// ParentBusinessOutcomeId missing or blank.
+    ParentEmpty,
+    /// No outcome of the campaign has this id.
+    InvalidParent(String),
 }
 
 impl WsError {
@@ -113,6 +87,8 @@ impl WsError {
             Self::UnsupportedSubtopic(subtopic) => {
                 format!("Unsupported subtopic:{}", cut(subtopic))
             }
+            Self::ParentEmpty => "ParentBusinessOutcomeId is empty".to_owned(),
+            Self::InvalidParent(id) => format!("Invalid ParentBusinessOutcomeId:{}", cut(id)),
         }
     }
 
@@ -124,6 +100,7 @@ impl WsError {
             Self::CorruptOutcomes(_) => "Business Outcomes unavailable.",
             Self::CacheUnavailable => "Service temporarily unavailable.",
             Self::Malformed(_) | Self::UnsupportedSubtopic(_) => "Invalid Request.",
+            Self::ParentEmpty | Self::InvalidParent(_) => "Invalid Parent Business Outcome ID.",
         }
     }
 
@@ -139,6 +116,8 @@ impl WsError {
             Self::CacheUnavailable => "cache_unavailable",
             Self::Malformed(_) => "malformed",
             Self::UnsupportedSubtopic(_) => "unsupported_subtopic",
+            Self::ParentEmpty => "parent_empty",
+            Self::InvalidParent(_) => "invalid_parent",
         }
     }
 }
@@ -164,19 +143,17 @@ pub fn parse_request(body: &[u8], max_bytes: usize) -> Inbound {
         kind: None,
         query: Err(WsError::CallidEmpty),
     };
-    let object = match read_object(body, max_bytes) {
+    let mut object = match read_object(body, max_bytes) {
         Ok(object) => object,
         Err(reason) => {
-            inbound.query = Err(WsError::Malformed(reason.to_owned()));
+            inbound.query = Err(malformed(reason));
             return inbound;
         }
     };
     inbound.source = text_field(&object, "source").filter(|s| is_routing_key(s));
-    let data = read_data(&object);
-    if let Ok(data) = &data {
-        if let Some(Ok(Some(callid))) = get_ci(data, "callid").map(scalar_text) {
-            inbound.callid = cut(&callid).to_owned();
-        }
+    let data = read_data(object.remove("data"));
+    if let Ok(Some(callid)) = data.as_ref().map_or(Ok(None), |d| data_text(d, "callid")) {
+        inbound.callid = cut(&callid).to_owned();
     }
     inbound.query = check(&object, data, &mut inbound.kind);
     inbound
@@ -185,7 +162,7 @@ pub fn parse_request(body: &[u8], max_bytes: usize) -> Inbound {
 fn check(
     object: &Map<String, Value>,
     data: Result<Map<String, Value>, &'static str>,
-    kind_out: &mut Option<RequestKind>,
+    kind_out: &mut Option<&'static RequestKind>,
 ) -> Result<Query, WsError> {
     if !text_field(object, "channel").is_some_and(|c| c.eq_ignore_ascii_case("LCM")) {
         return Err(malformed("channel is not LCM"));
@@ -201,15 +178,16 @@ fn check(
         .ok_or_else(|| WsError::UnsupportedSubtopic(subtopic.to_owned()))?;
     *kind_out = Some(kind);
     let data = data.map_err(malformed)?;
-    let callid = required_text(&data, "callid", WsError::CallidEmpty)?;
+    let callid = data_text(&data, "callid")?.ok_or(WsError::CallidEmpty)?;
     if callid.len() > MAX_ECHO_BYTES || callid.chars().any(char::is_control) {
         return Err(WsError::InvalidCallId(callid));
     }
-    let account_number = required_text(&data, "AccountNumber", WsError::AccountEmpty)?;
+    let account_number = data_text(&data, "AccountNumber")?.ok_or(WsError::AccountEmpty)?;
     Ok(Query {
         kind,
         callid,
         account_number,
+        data,
     })
 }
 
@@ -230,10 +208,10 @@ fn read_object(body: &[u8], max_bytes: usize) -> Result<Map<String, Value>, &'st
 }
 
 /// `data` is an object, or a string that holds one.
-fn read_data(object: &Map<String, Value>) -> Result<Map<String, Value>, &'static str> {
-    match object.get("data") {
-        Some(Value::Object(data)) => Ok(data.clone()),
-        Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
+fn read_data(data: Option<Value>) -> Result<Map<String, Value>, &'static str> {
+    match data {
+        Some(Value::Object(data)) => Ok(data),
+        Some(Value::String(text)) => match serde_json::from_str::<Value>(&text) {
             Ok(Value::Object(data)) => Ok(data),
             _ => Err("data string does not hold a JSON object"),
         },
@@ -242,26 +220,21 @@ fn read_data(object: &Map<String, Value>) -> Result<Map<String, Value>, &'static
     }
 }
 
-/// A field's text: strings trimmed, numbers as decimal text; `Ok(None)` when
-/// absent, null or blank; `Err` for other JSON types.
-fn scalar_text(value: &Value) -> Result<Option<String>, ()> {
-    let text = match value {
-        Value::Null => return Ok(None),
-        Value::String(s) => s.trim().to_owned(),
-        Value::Number(n) => n.to_string(),
-        _ => return Err(()),
+/// A `data` field's text, its key matched ASCII-case-insensitively:
+/// strings trimmed, numbers as decimal text; `None` when absent, null or
+/// blank; `Malformed` for other JSON types.
+pub fn data_text(data: &Map<String, Value>, key: &str) -> Result<Option<String>, WsError> {
+    let text = match get_ci(data, key) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) => s.trim().to_owned(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(_) => {
+            return Err(WsError::Malformed(format!(
+                "{key} is not a string or number"
+            )))
+        }
     };
     Ok(Some(text).filter(|t| !t.is_empty()))
-}
-
-fn required_text(data: &Map<String, Value>, key: &str, empty: WsError) -> Result<String, WsError> {
-    match get_ci(data, key).map(scalar_text) {
-        None | Some(Ok(None)) => Err(empty),
-        Some(Ok(Some(text))) => Ok(text),
-        Some(Err(())) => Err(WsError::Malformed(format!(
-            "{key} is not a string or number"
-        ))),
-    }
 }
 
 /// Looks a key up ASCII-case-insensitively (PROTOCOL.md section 3).
@@ -310,11 +283,11 @@ struct ErrorMessage<'a> {
 }
 
 /// Renders a success reply: `subtopic` per kind, outcomes in stored order.
-pub fn render_outcomes(kind: RequestKind, callid: &str, outcomes: &[Outcome]) -> Vec<u8> {
+pub fn render_outcomes(kind: &RequestKind, callid: &str, outcomes: &[Outcome]) -> Vec<u8> {
     render(&Envelope {
         channel: "LCM",
         topic: "WebService",
-        subtopic: kind.reply_subtopic(),
+        subtopic: kind.reply_subtopic,
         message: SuccessMessage {
             callid: cut(callid),
             response: outcomes,
@@ -370,14 +343,10 @@ mod tests {
         }));
         assert_eq!(inbound.source.as_deref(), Some("agent-desktop-eu"));
         assert_eq!(inbound.callid, "12345");
-        assert_eq!(
-            inbound.query,
-            Ok(Query {
-                kind: RequestKind::BusinessOutcome,
-                callid: "12345".into(),
-                account_number: "5|3|1|0|0|44|1".into()
-            })
-        );
+        let query = inbound.query.unwrap();
+        assert_eq!(query.kind.subtopic, "GetBusinessOutcome");
+        assert_eq!(query.callid, "12345");
+        assert_eq!(query.account_number, "5|3|1|0|0|44|1");
     }
 
     #[test]
@@ -635,7 +604,8 @@ mod tests {
             r#"[{"OutComeID":"101","Description":"Payment Done"}]"#,
         )
         .unwrap();
-        let body = render_outcomes(RequestKind::BusinessOutcome, "12345", &outcomes);
+        let kind = RequestKind::from_subtopic("GetBusinessOutcome").unwrap();
+        let body = render_outcomes(kind, "12345", &outcomes);
         let value: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(
             value,

@@ -11,7 +11,8 @@ use tokio::time::Instant;
 
 use crate::backoff::Backoff;
 use crate::outcomes::{parse_outcome_list, Outcome};
-use crate::protocol::{parse_request, render_error, render_outcomes, Query, RequestKind, WsError};
+use crate::protocol::{parse_request, render_error, render_outcomes, Query, WsError};
+use crate::requests::RequestKind;
 use crate::routing::{ReplyRoute, RequestProperties};
 
 /// A call record as the dialer stores it (`P:call:<callid>`).
@@ -68,7 +69,7 @@ pub struct Handled {
     /// The body's `source`, when usable.
     pub source: Option<String>,
     /// The request kind, when the subtopic was recognised.
-    pub kind: Option<RequestKind>,
+    pub kind: Option<&'static RequestKind>,
     /// `ok`, or the label of the `WS_Error` kind.
     pub result: &'static str,
     /// What to do.
@@ -111,16 +112,16 @@ impl<S: Store> Service<S> {
         received: Instant,
     ) -> Handled {
         let inbound = parse_request(body, self.max_message_bytes);
-        let answer = match inbound.query {
-            Ok(query) => self.answer(&query, received + self.deadline).await,
-            Err(error) => Err(error),
+        let answer = match &inbound.query {
+            Ok(query) => self
+                .answer(query, received + self.deadline)
+                .await
+                .map(|outcomes| render_outcomes(query.kind, &inbound.callid, &outcomes)),
+            Err(error) => Err(error.clone()),
         };
-        let (result, reply) = match &answer {
-            Ok(outcomes) => {
-                let kind = inbound.kind.unwrap_or(RequestKind::BusinessOutcome);
-                ("ok", render_outcomes(kind, &inbound.callid, outcomes))
-            }
-            Err(error) => (error.label(), render_error(&inbound.callid, error)),
+        let (result, reply) = match answer {
+            Ok(reply) => ("ok", reply),
+            Err(error) => (error.label(), render_error(&inbound.callid, &error)),
         };
         let action = match ReplyRoute::choose(properties, inbound.source.as_deref()) {
             Some(route) => Action::Reply { route, body: reply },
@@ -137,8 +138,18 @@ impl<S: Store> Service<S> {
         }
     }
 
-    /// Check 6 of the contract: the cache lookups, in order.
+    /// Check 6 of the contract, the cache lookups in order; then the
+    /// request kind's own selection.
     async fn answer(&self, query: &Query, deadline: Instant) -> Result<Vec<Outcome>, WsError> {
+        let outcomes = self.campaign_outcomes(query, deadline).await?;
+        (query.kind.select)(&query.data, outcomes)
+    }
+
+    async fn campaign_outcomes(
+        &self,
+        query: &Query,
+        deadline: Instant,
+    ) -> Result<Vec<Outcome>, WsError> {
         let call = retry_until(deadline, || self.store.call(&query.callid))
             .await?
             .ok_or_else(|| WsError::InvalidCallId(query.callid.clone()))?;

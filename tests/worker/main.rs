@@ -6,6 +6,7 @@ mod errors;
 mod harness;
 mod load;
 mod normalisation;
+mod parent;
 mod routes;
 mod sample;
 mod topology;
