@@ -615,4 +615,83 @@ mod tests {
             ]}})
         );
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// JSON built from the words a request is made of, so that the
+        /// generator reaches deep into the checks, not only the first one.
+        fn request_like() -> impl Strategy<Value = Value> {
+            let word = prop_oneof![
+                Just("LCM".to_owned()),
+                Just("WebService".to_owned()),
+                Just("GetBusinessOutcome".to_owned()),
+                Just("getbusinessoutcomeparent".to_owned()),
+                Just("12345".to_owned()),
+                Just(" ".to_owned()),
+                ".{0,200}",
+            ];
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(Value::from),
+                word.prop_map(Value::from),
+            ];
+            let key = prop_oneof![
+                Just("channel"),
+                Just("topic"),
+                Just("subtopic"),
+                Just("data"),
+                Just("source"),
+                Just("callid"),
+                Just("CallID"),
+                Just("AccountNumber"),
+                Just("ParentBusinessOutcomeId"),
+            ];
+            leaf.prop_recursive(4, 64, 8, move |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                    prop::collection::vec((key.clone(), inner.clone()), 0..8).prop_map(|pairs| {
+                        Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+                    }),
+                    inner.prop_map(|v| Value::from(v.to_string())),
+                ]
+            })
+        }
+
+        fn check_decision(body: &[u8], limit: usize) {
+            let inbound = parse_request(body, limit);
+            assert!(inbound.callid.len() <= MAX_ECHO_BYTES);
+            match inbound.query {
+                Ok(query) => {
+                    assert!(!query.callid.is_empty() && query.callid.len() <= MAX_ECHO_BYTES);
+                    assert!(!query.callid.chars().any(char::is_control));
+                    assert!(!query.account_number.is_empty());
+                }
+                Err(error) => {
+                    let reply: Value =
+                        serde_json::from_slice(&render_error(&inbound.callid, &error))
+                            .expect("the error reply is JSON");
+                    assert_eq!(reply["subtopic"], "WS_Error");
+                    assert!(reply["message"]["errorMessage"].as_str().unwrap().len() <= 200);
+                }
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn arbitrary_bytes_never_panic_and_always_decide(
+                body in prop::collection::vec(any::<u8>(), 0..4096)
+            ) {
+                check_decision(&body, 2048);
+            }
+
+            #[test]
+            fn arbitrary_request_like_json_never_panics_and_always_decides(value in request_like()) {
+                check_decision(value.to_string().as_bytes(), 65536);
+            }
+        }
+    }
 }

@@ -24,10 +24,17 @@ pub struct CallRecord {
     pub account_number: Option<String>,
 }
 
-/// The cache could not be read (unreachable, timed out, wrong type...).
+/// The cache could not be read.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct StoreError(pub String);
+pub enum StoreError {
+    /// Unreachable, timed out, or failing: worth retrying until the deadline.
+    #[error("cache unavailable: {0}")]
+    Unavailable(String),
+    /// The stored value cannot be read as the data model says (wrong Redis
+    /// type, not UTF-8): retrying would get the same answer.
+    #[error("unreadable stored value: {0}")]
+    BadData(String),
+}
 
 /// Read access to the cache the dialer and campaign administration write.
 pub trait Store: Send + Sync + 'static {
@@ -150,9 +157,14 @@ impl<S: Store> Service<S> {
         query: &Query,
         deadline: Instant,
     ) -> Result<Vec<Outcome>, WsError> {
+        let invalid_call = || WsError::InvalidCallId(query.callid.clone());
         let call = retry_until(deadline, || self.store.call(&query.callid))
             .await?
-            .ok_or_else(|| WsError::InvalidCallId(query.callid.clone()))?;
+            .map_err(|error| {
+                tracing::warn!(%error, "call record is unreadable");
+                invalid_call()
+            })?
+            .ok_or_else(invalid_call)?;
         let campaign_id = call
             .campaign_id
             .filter(|c| !c.trim().is_empty())
@@ -162,8 +174,14 @@ impl<S: Store> Service<S> {
                 return Err(WsError::InvalidAccount(query.account_number.clone()));
             }
         }
-        let Some(stored) = retry_until(deadline, || self.store.outcome_list(&campaign_id)).await?
-        else {
+        let corrupt = || WsError::CorruptOutcomes(campaign_id.clone());
+        let stored = retry_until(deadline, || self.store.outcome_list(&campaign_id))
+            .await?
+            .map_err(|error| {
+                tracing::warn!(campaign_id, %error, "stored outcome list is unreadable");
+                corrupt()
+            })?;
+        let Some(stored) = stored else {
             tracing::warn!(
                 campaign_id,
                 "campaign has no stored outcome list; answering []"
@@ -173,14 +191,18 @@ impl<S: Store> Service<S> {
         };
         parse_outcome_list(&campaign_id, &stored).map_err(|error| {
             tracing::warn!(campaign_id, %error, "stored outcome list is unusable");
-            WsError::CorruptOutcomes(campaign_id.clone())
+            corrupt()
         })
     }
 }
 
-/// Runs `attempt` until it succeeds or `deadline` passes, pausing with
-/// capped exponential backoff between failures.
-async fn retry_until<T, F, Fut>(deadline: Instant, mut attempt: F) -> Result<T, WsError>
+/// Runs `attempt` until the cache answers or `deadline` passes, pausing
+/// with capped exponential backoff between failures. An answer may still
+/// be [`StoreError::BadData`], which no retry can mend.
+async fn retry_until<T, F, Fut>(
+    deadline: Instant,
+    mut attempt: F,
+) -> Result<Result<T, StoreError>, WsError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, StoreError>>,
@@ -188,9 +210,11 @@ where
     let mut backoff = Backoff::new(RETRY_START, RETRY_CAP);
     loop {
         match tokio::time::timeout_at(deadline, attempt()).await {
-            Ok(Ok(value)) => return Ok(value),
-            // Debug only: with Redis down every request retries several times.
-            Ok(Err(error)) => tracing::debug!(%error, "cache read failed; retrying"),
+            Ok(Err(StoreError::Unavailable(error))) => {
+                // Debug only: with Redis down every request retries several times.
+                tracing::debug!(%error, "cache read failed; retrying");
+            }
+            Ok(answer) => return Ok(answer),
             Err(_) => break,
         }
         let wake = (Instant::now() + backoff.next_pause()).min(deadline);
@@ -238,7 +262,7 @@ mod tests {
             let left = self.failures_left.load(Ordering::SeqCst);
             if left > 0 {
                 self.failures_left.store(left - 1, Ordering::SeqCst);
-                return Err(StoreError("down".into()));
+                return Err(StoreError::Unavailable("down".into()));
             }
             Ok(())
         }
@@ -266,7 +290,7 @@ mod tests {
         .into_bytes()
     }
 
-    async fn reply_of(service: &Service<MemoryStore>, body: &[u8]) -> Value {
+    async fn reply_of<S: Store>(service: &Service<S>, body: &[u8]) -> Value {
         let handled = service
             .handle(body, &RequestProperties::default(), Instant::now())
             .await;
@@ -357,6 +381,39 @@ mod tests {
         let service = Service::new(store, 65536, Duration::from_millis(100));
         let message = error_message_of(&service, &sample_body("12345", "5|3|1|0|0|44|1")).await;
         assert_eq!(message, "Cache unavailable");
+    }
+
+    struct BadDataStore;
+
+    impl Store for BadDataStore {
+        async fn call(&self, callid: &str) -> Result<Option<CallRecord>, StoreError> {
+            match callid {
+                "wrongtype" => Err(StoreError::BadData("WRONGTYPE".into())),
+                _ => Ok(Some(CallRecord {
+                    campaign_id: Some("3".into()),
+                    account_number: None,
+                })),
+            }
+        }
+        async fn outcome_list(&self, _: &str) -> Result<Option<String>, StoreError> {
+            Err(StoreError::BadData("not UTF-8".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn unreadable_stored_values_are_answered_at_once_not_retried() {
+        // Retrying would end in `Cache unavailable` at the deadline instead.
+        let service = Service::new(BadDataStore, 65536, Duration::from_millis(500));
+        let reply = reply_of(&service, &sample_body("wrongtype", "1")).await;
+        assert_eq!(
+            reply["message"]["errorMessage"],
+            "Invalid Call ID:wrongtype"
+        );
+        let reply = reply_of(&service, &sample_body("other", "1")).await;
+        assert_eq!(
+            reply["message"]["errorMessage"],
+            "Corrupt business outcome data for Campaign ID:3"
+        );
     }
 
     #[tokio::test]

@@ -40,7 +40,7 @@ impl RedisStore {
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT));
         let manager = Manager::new_with_config(settings.url.as_str(), connection)
-            .map_err(|e| StoreError(format!("redis.url: {:?}", e.kind())))?;
+            .map_err(|e| StoreError::Unavailable(format!("redis.url: {:?}", e.kind())))?;
         let pool = Pool::builder(manager)
             .max_size(settings.pool_size)
             .wait_timeout(Some(POOL_WAIT_TIMEOUT))
@@ -48,7 +48,7 @@ impl RedisStore {
             .recycle_timeout(Some(RESPONSE_TIMEOUT))
             .runtime(Runtime::Tokio1)
             .build()
-            .map_err(|e| StoreError(format!("redis pool: {e}")))?;
+            .map_err(|e| StoreError::Unavailable(format!("redis pool: {e}")))?;
         Ok(Self {
             pool,
             prefix: settings.key_prefix.clone(),
@@ -70,7 +70,7 @@ impl RedisStore {
         self.pool
             .get()
             .await
-            .map_err(|e| StoreError(format!("redis connection: {e}")))
+            .map_err(|e| StoreError::Unavailable(format!("redis connection: {e}")))
     }
 
     /// `PING`: whether Redis answers now.
@@ -106,8 +106,31 @@ impl RedisStore {
     }
 }
 
+/// A value as Redis returns it: `None` when the key or field is absent.
+type RawValue = Option<Vec<u8>>;
+
+/// Values are fetched as bytes and decoded here, so that a value that is
+/// not UTF-8 is told apart from a failing server.
+fn text(value: RawValue) -> Result<Option<String>, StoreError> {
+    value
+        .map(String::from_utf8)
+        .transpose()
+        .map_err(|_| StoreError::BadData("value is not UTF-8".to_owned()))
+}
+
+/// Type errors are the data's fault and final; everything else (I/O,
+/// time-outs, a server busy loading) may pass.
 fn store_error(error: redis::RedisError) -> StoreError {
-    StoreError(format!("redis: {error}"))
+    let message = error.to_string();
+    let wrong_type = matches!(error.kind(), redis::ErrorKind::UnexpectedReturnType)
+        || error
+            .into_server_errors()
+            .is_some_and(|errors| errors.iter().any(|(_, e)| e.code() == "WRONGTYPE"));
+    if wrong_type {
+        StoreError::BadData(message)
+    } else {
+        StoreError::Unavailable(format!("redis: {message}"))
+    }
 }
 
 impl Store for RedisStore {
@@ -121,18 +144,18 @@ impl Store for RedisStore {
             .arg(&key)
             .arg("campaign_id")
             .arg("account_number");
-        let (exists, (campaign_id, account_number)): (bool, (Option<String>, Option<String>)) =
+        let (exists, (campaign_id, account_number)): (bool, (RawValue, RawValue)) =
             self.query("call", &pipe).await?;
         Ok(exists.then_some(CallRecord {
-            campaign_id,
-            account_number,
+            campaign_id: text(campaign_id)?,
+            account_number: text(account_number)?,
         }))
     }
 
     async fn outcome_list(&self, campaign_id: &str) -> Result<Option<String>, StoreError> {
         let mut pipe = redis::pipe();
         pipe.get(self.outcomes_key(campaign_id));
-        let (list,): (Option<String>,) = self.query("outcomes", &pipe).await?;
-        Ok(list)
+        let (list,): (RawValue,) = self.query("outcomes", &pipe).await?;
+        text(list)
     }
 }

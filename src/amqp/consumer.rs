@@ -137,10 +137,15 @@ impl<S: Store> Session<'_, S> {
             "consuming"
         );
         let tracker = TaskTracker::new();
-        let stopped = self.consume(consumer, &channel, &tracker).await;
+        let abandon = CancellationToken::new();
+        let stopped = self.consume(consumer, &channel, &tracker, &abandon).await;
         self.readiness.set_consuming(false);
         tracker.close();
         if !stopped {
+            // The channel is gone, so nothing in hand can be acknowledged
+            // any more: stop those tasks rather than let them wait on
+            // confirms that may never resolve. RabbitMQ redelivers.
+            abandon.cancel();
             return Err(lost(true));
         }
         let _ = channel
@@ -159,6 +164,7 @@ impl<S: Store> Session<'_, S> {
         mut consumer: lapin::Consumer,
         channel: &Channel,
         tracker: &TaskTracker,
+        abandon: &CancellationToken,
     ) -> bool {
         loop {
             let next = tokio::select! {
@@ -173,6 +179,7 @@ impl<S: Store> Session<'_, S> {
                         service: self.service.clone(),
                         channel: channel.clone(),
                         received: Instant::now(),
+                        abandon: abandon.clone(),
                     };
                     tracker.spawn(task.run(delivery));
                 }
@@ -241,6 +248,8 @@ struct DeliveryTask<S> {
     service: Arc<Service<S>>,
     channel: Channel,
     received: Instant,
+    /// Cancelled when the connection is lost.
+    abandon: CancellationToken,
 }
 
 impl<S: Store> DeliveryTask<S> {
@@ -254,7 +263,17 @@ impl<S: Store> DeliveryTask<S> {
             redelivered = delivery.redelivered,
         );
         metrics::gauge!("lcm_deliveries_in_hand").increment(1.0);
-        self.handle(delivery, properties).instrument(span).await;
+        let abandon = self.abandon.clone();
+        async {
+            tokio::select! {
+                _ = abandon.cancelled() => {
+                    tracing::debug!("connection lost before the request was settled; RabbitMQ redelivers it");
+                }
+                _ = self.handle(delivery, properties) => {}
+            }
+        }
+        .instrument(span)
+        .await;
         metrics::gauge!("lcm_deliveries_in_hand").decrement(1.0);
     }
 

@@ -100,6 +100,12 @@ async fn every_call_and_account_error_row_is_answered() {
             "12345",
         ),
         (
+            request_for("12345", &"4".repeat(1000)),
+            &format!("Invalid AccountNumber:{}", "4".repeat(128)),
+            "Invalid Account Number.",
+            "12345",
+        ),
+        (
             request_for("corrupt", "x"),
             "Corrupt business outcome data for Campaign ID:9",
             "Business Outcomes unavailable.",
@@ -167,9 +173,11 @@ async fn every_request_shape_error_row_is_answered() {
     ];
     expect_errors(&env, &mut requester, &cases).await;
 
+    let deep = "[".repeat(2000);
     for (bytes, reason) in [
         (&b"{not json"[..], "body is not JSON"),
         (&b"\xff\xfe\x00"[..], "body is not UTF-8"),
+        (deep.as_bytes(), "body is not JSON"),
     ] {
         let properties = BasicProperties::default()
             .with_reply_to(requester.reply_queue.as_str().into())

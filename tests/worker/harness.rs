@@ -486,15 +486,45 @@ impl Requester {
 
     /// Waits up to [`WAIT`] for the next reply, whatever its correlation id.
     pub async fn next_reply(&mut self) -> Option<Reply> {
-        if let Some(key) = self
+        self.next_reply_within(WAIT).await
+    }
+
+    /// Waits up to `wait` for the next reply, whatever its correlation id.
+    pub async fn next_reply_within(&mut self, wait: Duration) -> Option<Reply> {
+        if let Some(reply) = self.take_pending() {
+            return Some(reply);
+        }
+        tokio::time::timeout(wait, self.replies.recv()).await.ok()?
+    }
+
+    /// The next reply already received, if any.
+    pub fn try_next_reply(&mut self) -> Option<Reply> {
+        self.take_pending().or_else(|| self.replies.try_recv().ok())
+    }
+
+    fn take_pending(&mut self) -> Option<Reply> {
+        let key = self
             .pending
             .iter()
             .find(|(_, v)| !v.is_empty())
-            .map(|(k, _)| k.clone())
-        {
-            return self.pending.get_mut(&key).map(|v| v.remove(0));
-        }
-        tokio::time::timeout(WAIT, self.replies.recv()).await.ok()?
+            .map(|(k, _)| k.clone())?;
+        self.pending.get_mut(&key).map(|v| v.remove(0))
+    }
+
+    /// Replies RabbitMQ holds in this requester's queue, not yet delivered.
+    pub async fn queued_replies(&self) -> u32 {
+        self.channel
+            .queue_declare(
+                self.reply_queue.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map(|q| q.message_count())
+            .unwrap_or(u32::MAX)
     }
 }
 

@@ -3,10 +3,12 @@
 
 mod cli;
 mod errors;
+mod faults;
 mod harness;
 mod load;
 mod normalisation;
 mod parent;
+mod proxy;
 mod routes;
 mod sample;
 mod topology;

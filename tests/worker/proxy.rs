@@ -1,0 +1,142 @@
+//! A TCP proxy for fault injection: sits between the worker and RabbitMQ or
+//! Redis, and on command cuts every connection, stops forwarding bytes
+//! (a black hole), or refuses new connections (a broker that is down).
+
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+/// What the proxy does with traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Pass bytes both ways.
+    Forward,
+    /// Keep connections open but pass nothing until forwarding resumes.
+    BlackHole,
+    /// Close new connections at once; existing ones keep forwarding.
+    Refuse,
+}
+
+/// A running proxy; stops when dropped.
+pub struct Proxy {
+    /// `127.0.0.1:<port>` to point the worker at.
+    pub addr: std::net::SocketAddr,
+    mode: watch::Sender<Mode>,
+    /// Cancelled to cut the current connections; replaced afterwards.
+    generation: Arc<Mutex<CancellationToken>>,
+    stop: CancellationToken,
+}
+
+impl Proxy {
+    /// Starts a proxy to `upstream` (`host:port`) in `mode`.
+    pub async fn start(upstream: &str, mode: Mode) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (mode_tx, mode_rx) = watch::channel(mode);
+        let generation = Arc::new(Mutex::new(CancellationToken::new()));
+        let stop = CancellationToken::new();
+        let upstream = upstream.to_owned();
+        let gens = generation.clone();
+        let stopped = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                let (client, _) = tokio::select! {
+                    _ = stopped.cancelled() => return,
+                    accepted = listener.accept() => match accepted {
+                        Ok(pair) => pair,
+                        Err(_) => continue,
+                    },
+                };
+                if *mode_rx.borrow() == Mode::Refuse {
+                    drop(client);
+                    continue;
+                }
+                let cut = gens.lock().unwrap().clone();
+                let stop = stopped.clone();
+                tokio::spawn(relay(client, upstream.clone(), mode_rx.clone(), cut, stop));
+            }
+        });
+        Proxy {
+            addr,
+            mode: mode_tx,
+            generation,
+            stop,
+        }
+    }
+
+    /// Changes what the proxy does from now on.
+    pub fn set_mode(&self, mode: Mode) {
+        self.mode.send_replace(mode);
+    }
+
+    /// Closes every connection open now; new ones are served per the mode.
+    pub fn cut(&self) {
+        let mut current = self.generation.lock().unwrap();
+        current.cancel();
+        *current = CancellationToken::new();
+    }
+
+    /// The proxy as a `host:port`.
+    pub fn host_port(&self) -> String {
+        self.addr.to_string()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.stop.cancel();
+    }
+}
+
+async fn relay(
+    client: TcpStream,
+    upstream: String,
+    mode: watch::Receiver<Mode>,
+    cut: CancellationToken,
+    stop: CancellationToken,
+) {
+    // A black hole also swallows new connections: wait before dialling.
+    let mut waiting = mode.clone();
+    tokio::select! {
+        _ = cut.cancelled() => return,
+        _ = stop.cancelled() => return,
+        ready = waiting.wait_for(|m| *m != Mode::BlackHole) => if ready.is_err() { return },
+    }
+    let Ok(server) = TcpStream::connect(&upstream).await else {
+        return;
+    };
+    let (client_read, client_write) = client.into_split();
+    let (server_read, server_write) = server.into_split();
+    tokio::select! {
+        _ = cut.cancelled() => {}
+        _ = stop.cancelled() => {}
+        _ = pump(client_read, server_write, mode.clone()) => {}
+        _ = pump(server_read, client_write, mode) => {}
+    }
+    // Dropping both halves closes both sockets.
+}
+
+/// Copies bytes one way, holding them while the mode is a black hole.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut mode: watch::Receiver<Mode>,
+) {
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if mode.wait_for(|m| *m != Mode::BlackHole).await.is_err() {
+            return;
+        }
+        if to.write_all(&buffer[..n]).await.is_err() {
+            return;
+        }
+    }
+}
