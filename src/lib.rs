@@ -23,10 +23,11 @@
 //!
 //! Plumbing: [`settings`] (layered configuration), [`telemetry`] (logs and
 //! metrics), [`shutdown`] (signals), [`worker`] (the entry point that wires
-//! it all), [`seed`] (the `seed` command), [`client`] (the `request` command).
+//! it all), [`seed`] (the `seed` command), [`client`] (the `request` command), [`check`] (the `check` command).
 
 pub mod amqp;
 pub mod backoff;
+pub mod check;
 pub mod client;
 pub mod health;
 pub mod http;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use lcm_worker::client::{self, RequestArgs};
 use lcm_worker::settings::Settings;
-use lcm_worker::{seed, shutdown, store::RedisStore, telemetry, worker};
+use lcm_worker::{check, seed, shutdown, store::RedisStore, telemetry, worker};
 
 #[derive(Parser)]
 #[command(
@@ -28,6 +28,9 @@ enum Command {
         /// The seed file (see README, "Seed file").
         file: PathBuf,
     },
+    /// Validate the configuration, connect to RabbitMQ and Redis, declare the
+    /// topology, and report; non-zero exit naming what failed.
+    Check,
     /// Send one GetBusinessOutcome via Direct Reply-to and print the reply.
     /// Exits 0 for a BusinessOutCome reply, 1 for a WS_Error, 2 on failure.
     Request {
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
             Command::Run => worker::run(settings, shutdown::on_signals()?)
                 .await
                 .map(|()| ExitCode::SUCCESS),
+            Command::Check => check::run(&settings).await.map(|()| ExitCode::SUCCESS),
             Command::Seed { file } => run_seed(&settings, &file).await.map(|()| ExitCode::SUCCESS),
             Command::Request {
                 callid,

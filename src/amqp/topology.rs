@@ -27,8 +27,20 @@ impl TopologyError {
     }
 }
 
+/// What the broker said of the request queue when it was declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestQueueState {
+    /// Requests ready for delivery.
+    pub messages: u32,
+    /// Consumers on the queue (replicas), not counting the declarer.
+    pub consumers: u32,
+}
+
 /// Declares exchanges, queues and bindings.
-pub async fn declare(channel: &Channel, amqp: &AmqpSettings) -> Result<(), TopologyError> {
+pub async fn declare(
+    channel: &Channel,
+    amqp: &AmqpSettings,
+) -> Result<RequestQueueState, TopologyError> {
     let durable = ExchangeDeclareOptions {
         durable: true,
         ..Default::default()
@@ -62,7 +74,7 @@ pub async fn declare(channel: &Channel, amqp: &AmqpSettings) -> Result<(), Topol
         "x-dead-letter-exchange".into(),
         long_string(&amqp.dead_letter_exchange),
     );
-    channel
+    let declared = channel
         .queue_declare(queue.as_str().into(), durable_queue, arguments)
         .await
         .map_err(failed(format!(
@@ -73,7 +85,10 @@ pub async fn declare(channel: &Channel, amqp: &AmqpSettings) -> Result<(), Topol
     for key in &amqp.bindings {
         bind(channel, queue, &amqp.request_exchange, key).await?;
     }
-    Ok(())
+    Ok(RequestQueueState {
+        messages: declared.message_count(),
+        consumers: declared.consumer_count(),
+    })
 }
 
 async fn bind(

@@ -166,9 +166,7 @@ async fn connections_named(marker: &str) -> Vec<String> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| line.split_once('\t'))
-        .filter(|(_, properties)| {
-            properties.contains(&format!("{{\"connection_name\",\"{marker}"))
-        })
+        .filter(|(_, properties)| properties.contains(&format!("{{\"connection_name\",\"{marker}")))
         .map(|(pid, _)| pid.to_owned())
         .collect()
 }

@@ -7,6 +7,7 @@ mod faults;
 mod harness;
 mod load;
 mod normalisation;
+mod operations;
 mod parent;
 mod proxy;
 mod routes;

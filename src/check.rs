@@ -1,0 +1,66 @@
+//! The `check` command: is this configuration usable here and now?
+
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+
+use crate::amqp::topology;
+use crate::settings::{redact_url, Settings};
+use crate::store::RedisStore;
+
+/// How long each probe may take before it counts as failed.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connects to RabbitMQ and Redis and declares the topology, printing
+/// what it finds on standard output as it goes; the error names what failed.
+pub async fn run(settings: &Settings) -> anyhow::Result<()> {
+    let config = std::env::var("LCM_CONFIG").unwrap_or_else(|_| "not set".to_owned());
+    println!("configuration: valid (LCM_CONFIG {config})");
+
+    let amqp = &settings.amqp;
+    let url = redact_url(&amqp.url);
+    let connection = tokio::time::timeout(
+        PROBE_TIMEOUT,
+        crate::amqp::connect(&amqp.url, "lcm-worker check"),
+    )
+    .await
+    .map_err(|_| anyhow!("timed out after {PROBE_TIMEOUT:?}"))
+    .and_then(|connected| connected.map_err(anyhow::Error::from))
+    .with_context(|| format!("RabbitMQ at {url}"))?;
+    println!("rabbitmq: connected to {url}");
+    let channel = connection
+        .create_channel()
+        .await
+        .context("RabbitMQ channel")?;
+    let queue = topology::declare(&channel, amqp)
+        .await
+        .context("RabbitMQ topology")?;
+    println!(
+        "topology: declared exchanges `{}` (topic), `{}` (direct), `{}` (fanout); \
+         queue `{}` ({}, bindings {:?}) with {} ready and {} consumers; dead-letter queue `{}`",
+        amqp.request_exchange,
+        amqp.reply_exchange,
+        amqp.dead_letter_exchange,
+        amqp.request_queue,
+        amqp.queue_type.as_str(),
+        amqp.bindings,
+        queue.messages,
+        queue.consumers,
+        amqp.dead_letter_queue,
+    );
+    let _ = connection.close(200, "check done".into()).await;
+
+    let redis_url = redact_url(&settings.redis.url);
+    let store = RedisStore::new(&settings.redis)?;
+    tokio::time::timeout(PROBE_TIMEOUT, store.ping())
+        .await
+        .map_err(|_| anyhow!("timed out after {PROBE_TIMEOUT:?}"))
+        .and_then(|pinged| pinged.map_err(anyhow::Error::from))
+        .with_context(|| format!("Redis at {redis_url}"))?;
+    println!(
+        "redis: PING answered at {redis_url} (key prefix `{}`)",
+        settings.redis.key_prefix
+    );
+    println!("all checks passed");
+    Ok(())
+}

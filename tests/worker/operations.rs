@@ -1,0 +1,214 @@
+//! What operators rely on: /metrics, /readyz, JSON logs, `check`.
+
+use std::process::Stdio;
+
+use lapin::BasicProperties;
+use serde_json::{json, Value};
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn metrics_count_each_request_kind_and_result() {
+    let env = TestEnv::new("metrics").await;
+    env.seed_sample().await;
+    let worker = env.start_worker(&[]).await;
+    let mut requester = env.requester("desk").await;
+    requester.request(&sample_request("desk")).await;
+    requester.request(&sample_request("desk")).await;
+    requester.request(&request_for("404", "1")).await;
+    let mut parent = sample_request("desk");
+    parent["subtopic"] = json!("GetBusinessOutcomeParent");
+    requester.request(&parent).await;
+    env.publish_raw("desk", b"not json", BasicProperties::default())
+        .await;
+    env.dead_lettered().await.expect("dead-lettered");
+
+    let count = |labels: &'static [&'static str]| worker.counter("lcm_requests_total", labels);
+    eventually("the dead-letter counted", || async {
+        count(&["result=\"dead_lettered\""]).await == 1.0
+    })
+    .await;
+    assert_eq!(
+        count(&["subtopic=\"GetBusinessOutcome\"", "result=\"ok\""]).await,
+        2.0
+    );
+    assert_eq!(
+        count(&[
+            "subtopic=\"GetBusinessOutcome\"",
+            "result=\"invalid_callid\""
+        ])
+        .await,
+        1.0
+    );
+    assert_eq!(
+        count(&[
+            "subtopic=\"GetBusinessOutcomeParent\"",
+            "result=\"parent_empty\""
+        ])
+        .await,
+        1.0
+    );
+    assert_eq!(
+        count(&["subtopic=\"unknown\"", "result=\"dead_lettered\""]).await,
+        1.0
+    );
+    assert_eq!(
+        worker
+            .counter("lcm_request_duration_seconds_count", &[])
+            .await,
+        5.0
+    );
+    // Two lookups for each of the three requests that reach the outcome list, one for the unknown call.
+    assert_eq!(
+        worker
+            .counter("lcm_redis_duration_seconds_count", &[])
+            .await,
+        7.0
+    );
+    assert_eq!(worker.counter("lcm_deliveries_in_hand", &[]).await, 0.0);
+    let (_, text) = worker.get("/metrics").await.unwrap();
+    assert!(
+        text.contains("# TYPE lcm_request_duration_seconds histogram"),
+        "{text}"
+    );
+}
+
+/// A private redis-server on `port`, stopped when dropped.
+struct PrivateRedis(tokio::process::Child);
+
+impl PrivateRedis {
+    async fn start(port: u16) -> PrivateRedis {
+        let child = tokio::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server");
+        let url = format!("redis://127.0.0.1:{port}");
+        eventually("private Redis answers", || async {
+            match deadpool_redis::redis::Client::open(url.as_str()) {
+                Ok(client) => client.get_multiplexed_async_connection().await.is_ok(),
+                Err(_) => false,
+            }
+        })
+        .await;
+        PrivateRedis(child)
+    }
+
+    async fn stop(mut self) {
+        self.0.kill().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn readyz_is_503_while_redis_is_stopped_and_200_once_it_is_back() {
+    let env = TestEnv::new("readyz").await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let redis = PrivateRedis::start(port).await;
+    let worker = env
+        .start_worker(&[("LCM__REDIS__URL", &format!("redis://127.0.0.1:{port}"))])
+        .await;
+    assert_eq!(worker.get("/healthz").await.map(|r| r.0), Some(200));
+
+    redis.stop().await;
+    eventually("not ready", || async {
+        matches!(worker.get("/readyz").await, Some((503, reason)) if reason.contains("Redis not answering"))
+    })
+    .await;
+    assert_eq!(
+        worker.get("/healthz").await.map(|r| r.0),
+        Some(200),
+        "alive all the same"
+    );
+
+    let _redis = PrivateRedis::start(port).await;
+    eventually("ready again", || async {
+        worker.get("/readyz").await.map(|r| r.0) == Some(200)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn json_log_lines_parse_and_carry_the_correlation_id() {
+    let env = TestEnv::new("jsonlogs").await;
+    env.seed_sample().await;
+    let worker = env.start_worker(&[("LCM__LOG__FORMAT", "json")]).await;
+    let mut requester = env.requester("agent-desktop-eu").await;
+    let correlation_id = requester.send(&sample_request("agent-desktop-eu")).await;
+    requester.reply_for(&correlation_id).await.expect("reply");
+    eventually("the answered line is logged", || async {
+        worker.logs().contains("answered")
+    })
+    .await;
+    let logs = worker.logs();
+    let lines: Vec<Value> = logs
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let answered = lines
+        .iter()
+        .find(|line| line["message"] == "answered")
+        .unwrap_or_else(|| panic!("no answered line in {logs}"));
+    assert_eq!(answered["span"]["correlation_id"], correlation_id.as_str());
+    assert_eq!(answered["span"]["callid"], "12345");
+    assert_eq!(answered["span"]["source"], "agent-desktop-eu");
+    assert!(!logs.contains("guest:guest"), "password logged");
+}
+
+async fn check(env: &TestEnv, extra: &[(&str, &str)]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_lcm-worker"))
+        .arg("check")
+        .envs(env.worker_env())
+        .envs(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn check_reports_what_it_found() {
+    let env = TestEnv::new("check-ok").await;
+    let output = check(&env, &[]).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("queue `{}` (classic", env.names.request_queue)),
+        "{stdout}"
+    );
+    assert!(stdout.contains("redis: PING answered"), "{stdout}");
+    assert!(!stdout.contains("guest:guest"), "{stdout}");
+}
+
+#[tokio::test]
+async fn check_names_the_broker_when_the_amqp_url_points_nowhere() {
+    let env = TestEnv::new("check-fail").await;
+    let output = check(
+        &env,
+        &[("LCM__AMQP__URL", "amqp://guest:s3cret@127.0.0.1:1/%2f")],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("RabbitMQ at amqp://guest:***@127.0.0.1:1/%2f"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}
