@@ -23,10 +23,13 @@
 //!
 //! Plumbing: [`settings`] (layered configuration), [`telemetry`] (logs and
 //! metrics), [`shutdown`] (signals), [`worker`] (the entry point that wires
-//! it all), [`seed`] (the `seed` command), [`client`] (the `request` command).
+//! it all), [`seed`] (the `seed` command), [`client`] (the `request` command),
+//! [`bench`] (the `bench` command: load generator, its own data set and
+//! reply check, latency report).
 
 pub mod amqp;
 pub mod backoff;
+pub mod bench;
 pub mod client;
 pub mod health;
 pub mod http;
