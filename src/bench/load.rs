@@ -23,7 +23,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use super::data::DataSet;
-use super::report::{Mode, Tally};
+use super::report::{latency_histogram, record_latency, Mode, Tally};
 
 /// Direct Reply-to's pseudo-queue.
 const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
@@ -116,7 +116,7 @@ pub async fn run(
         answered: 0,
         wrong: 0,
         duplicates: 0,
-        latency: Histogram::new(3).context("creating the latency histogram")?,
+        latency: latency_histogram().context("creating the latency histogram")?,
         start,
         last_send: start,
         last_reply: start,
@@ -299,9 +299,10 @@ impl Load<'_> {
             return false;
         };
         self.answered += 1;
-        let micros = now.saturating_duration_since(request.scheduled).as_micros();
-        self.latency
-            .saturating_record(u64::try_from(micros).unwrap_or(u64::MAX));
+        record_latency(
+            &mut self.latency,
+            now.saturating_duration_since(request.scheduled),
+        );
         let call = self.data.call_for(seq);
         if let Err(mismatch) = self.data.check(call, &delivery.data) {
             self.wrong(correlation_id, &mismatch.to_string(), &delivery.data);

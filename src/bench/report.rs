@@ -8,6 +8,23 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+/// The slowest latency the histogram tells apart: one hour, in microseconds.
+const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+/// A latency histogram in microseconds, 1 µs to one hour, 3 significant
+/// figures. Fixed bounds rather than `Histogram::new`'s auto-resizing one:
+/// `saturating_record` clamps to the *current* maximum and never resizes,
+/// so an auto-resizing histogram would record every latency as 2 µs.
+pub fn latency_histogram() -> Result<Histogram<u64>, hdrhistogram::CreationError> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
+}
+
+/// Records one latency; longer than an hour counts as an hour.
+pub fn record_latency(histogram: &mut Histogram<u64>, latency: std::time::Duration) {
+    let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+    histogram.saturating_record(micros);
+}
+
 /// Latency percentiles in microseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Latency {
@@ -177,13 +194,15 @@ fn round(value: f64, scale: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn tally() -> Tally {
-        let mut latency = Histogram::<u64>::new(3).unwrap();
+        let mut latency = latency_histogram().unwrap();
         // Below 2048 a 3-figure histogram is exact, so the percentiles are too.
         for micros in 1..=1000 {
-            latency.record(micros).unwrap();
+            record_latency(&mut latency, Duration::from_micros(micros));
         }
         Tally {
             sent: 1002,
@@ -211,6 +230,17 @@ mod tests {
     }
 
     #[test]
+    fn long_latencies_are_recorded_as_they_are_up_to_an_hour() {
+        let mut latency = latency_histogram().unwrap();
+        record_latency(&mut latency, Duration::from_millis(1500));
+        let max = Latency::from_histogram(&latency).max;
+        assert!((1_499_000..=1_501_000).contains(&max), "{max}");
+        record_latency(&mut latency, Duration::from_secs(7200));
+        let max = Latency::from_histogram(&latency).max;
+        assert!((3_599_000_000..=3_601_000_000).contains(&max), "{max}");
+    }
+
+    #[test]
     fn an_empty_run_reports_zeros_not_nan() {
         let tally = Tally {
             sent: 0,
@@ -218,7 +248,7 @@ mod tests {
             wrong: 0,
             duplicates: 0,
             elapsed_s: 0.0,
-            latency: Histogram::new(3).unwrap(),
+            latency: latency_histogram().unwrap(),
         };
         let report = Report::new(Mode::Closed { concurrency: 1 }, &tally);
         assert_eq!(report.throughput_per_s, 0.0);
