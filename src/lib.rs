@@ -23,10 +23,13 @@
 //!
 //! Plumbing: [`settings`] (layered configuration), [`telemetry`] (logs and
 //! metrics), [`shutdown`] (signals), [`worker`] (the entry point that wires
-//! it all), [`seed`] (the `seed` command), [`client`] (the `request` command), [`check`] (the `check` command).
+//! it all), [`seed`] (the `seed` command), [`client`] (the `request` command),
+//! [`check`] (the `check` command), [`bench`] (the `bench` command: load
+//! generator, its own data set and reply check, latency report).
 
 pub mod amqp;
 pub mod backoff;
+pub mod bench;
 pub mod check;
 pub mod client;
 pub mod health;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use lcm_worker::bench::{self, BenchArgs};
 use lcm_worker::client::{self, RequestArgs};
 use lcm_worker::settings::Settings;
 use lcm_worker::{check, seed, shutdown, store::RedisStore, telemetry, worker};
@@ -47,6 +48,12 @@ enum Command {
         #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
         timeout: Duration,
     },
+    /// Load generator for sizing a deployment: seeds its own calls and
+    /// campaigns, sends GetBusinessOutcome requests in a closed loop (N in
+    /// flight) or an open loop (a fixed rate), checks every reply, removes
+    /// its data, and prints counts and latency percentiles. Exits 0 when no
+    /// reply was lost or wrong, 1 otherwise, 2 when it could not run.
+    Bench(BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -87,6 +94,7 @@ fn main() -> ExitCode {
                 };
                 run_request(&settings, &args).await
             }
+            Command::Bench(args) => run_bench(&settings, &args).await,
         }
     });
     match result {
@@ -106,6 +114,26 @@ async fn run_request(settings: &Settings, args: &RequestArgs) -> anyhow::Result<
         Ok(ExitCode::FAILURE)
     } else {
         Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Prints the table or the JSON alone on standard output; lost or wrong
+/// replies exit 1.
+async fn run_bench(settings: &Settings, args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    let report = bench::run(settings, args).await?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", report.table());
+    }
+    if report.passed() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "lcm-worker: bench failed: {} lost, {} wrong",
+            report.lost, report.wrong
+        );
+        Ok(ExitCode::FAILURE)
     }
 }
 

@@ -585,6 +585,18 @@ impl Worker {
             .sum()
     }
 
+    /// Waits until a counter reaches `expected`. Counters move just after
+    /// a request is settled, so a test may see the reply first.
+    pub async fn wait_counter(&self, name: &str, labels: &[&str], expected: f64) {
+        let deadline = Instant::now() + WAIT;
+        let mut seen = self.counter(name, labels).await;
+        while seen != expected && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            seen = self.counter(name, labels).await;
+        }
+        assert_eq!(seen, expected, "{name} {labels:?}");
+    }
+
     /// Everything the worker has logged so far.
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().clone()

@@ -55,6 +55,16 @@ async fn two_replicas_on_one_queue_share_the_load() {
     for _ in 0..total {
         requester.next_reply().await.expect("every reply");
     }
+    eventually(
+        "every request counted by one replica or the other",
+        || async {
+            let ok = ["result=\"ok\""];
+            first.counter("lcm_requests_total", &ok).await
+                + second.counter("lcm_requests_total", &ok).await
+                == total as f64
+        },
+    )
+    .await;
     let a = first
         .counter("lcm_requests_total", &["result=\"ok\""])
         .await;

@@ -198,5 +198,5 @@ async fn bindings_limit_the_sources_a_deployment_serves() {
         matches!(confirmation, Confirmation::Ack(Some(_))),
         "{confirmation:?}"
     );
-    assert_eq!(worker.counter("lcm_requests_total", &[]).await, 1.0);
+    worker.wait_counter("lcm_requests_total", &[], 1.0).await;
 }
