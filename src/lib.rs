@@ -10,6 +10,7 @@
 //! - [`protocol`]: request parsing and validation, reply and `WS_Error` rendering.
 //! - [`requests`]: the request kinds (one handler each) and the subtopic dispatch.
 //! - [`outcomes`]: stored outcome lists to normalised reply entries.
+//! - [`cache`]: parsed outcome lists shared between requests for a short TTL.
 //! - [`routing`]: where a reply goes, and its correlation id.
 //! - [`service`]: the request -> reply decision over a [`service::Store`],
 //!   with the cache retry policy.
@@ -30,6 +31,7 @@
 pub mod amqp;
 pub mod backoff;
 pub mod bench;
+pub mod cache;
 pub mod check;
 pub mod client;
 pub mod health;

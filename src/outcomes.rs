@@ -32,6 +32,38 @@ pub struct Outcome {
 #[error("corrupt outcome list: {0}")]
 pub struct CorruptList(pub &'static str);
 
+/// A campaign's parsed outcome list with its reply JSON rendered once, so
+/// that requests share it instead of re-parsing and re-rendering it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutcomeList {
+    outcomes: Vec<Outcome>,
+    rendered: String,
+}
+
+impl OutcomeList {
+    /// Parses a stored list (see [`parse_outcome_list`]) and renders it.
+    pub fn parse(campaign_id: &str, stored: &str) -> Result<Self, CorruptList> {
+        Ok(Self::new(parse_outcome_list(campaign_id, stored)?))
+    }
+
+    /// Wraps parsed outcomes.
+    pub fn new(outcomes: Vec<Outcome>) -> Self {
+        // Serialising plain structs of strings cannot fail.
+        let rendered = serde_json::to_string(&outcomes).unwrap_or_else(|_| "[]".to_owned());
+        Self { outcomes, rendered }
+    }
+
+    /// The outcomes, in stored order.
+    pub fn outcomes(&self) -> &[Outcome] {
+        &self.outcomes
+    }
+
+    /// The whole list as the reply's `response` JSON array.
+    pub fn rendered(&self) -> &str {
+        &self.rendered
+    }
+}
+
 /// Parses a stored outcome list, keeping its order.
 pub fn parse_outcome_list(campaign_id: &str, stored: &str) -> Result<Vec<Outcome>, CorruptList> {
     let items = match serde_json::from_str::<Value>(stored) {

@@ -7,8 +7,8 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::outcomes::Outcome;
-use crate::requests::RequestKind;
+use crate::outcomes::OutcomeList;
+use crate::requests::{RequestKind, Selection};
 
 /// Longest callid the worker looks up, and longest echoed value, in bytes.
 pub const MAX_ECHO_BYTES: usize = 128;
@@ -267,12 +267,6 @@ struct Envelope<'a, M> {
 }
 
 #[derive(Serialize)]
-struct SuccessMessage<'a> {
-    callid: &'a str,
-    response: &'a [Outcome],
-}
-
-#[derive(Serialize)]
 struct ErrorMessage<'a> {
     callid: &'a str,
     #[serde(rename = "errorType")]
@@ -282,17 +276,31 @@ struct ErrorMessage<'a> {
     msg: &'static str,
 }
 
-/// Renders a success reply: `subtopic` per kind, outcomes in stored order.
-pub fn render_outcomes(kind: &RequestKind, callid: &str, outcomes: &[Outcome]) -> Vec<u8> {
-    render(&Envelope {
-        channel: "LCM",
-        topic: "WebService",
-        subtopic: kind.reply_subtopic,
-        message: SuccessMessage {
-            callid: cut(callid),
-            response: outcomes,
-        },
-    })
+/// Renders a success reply: `subtopic` per kind, the selected outcomes in
+/// stored order. The whole list is copied from its shared rendering.
+pub fn render_outcomes(
+    kind: &RequestKind,
+    callid: &str,
+    list: &OutcomeList,
+    selection: &Selection<'_>,
+) -> Vec<u8> {
+    let mut reply = Vec::with_capacity(list.rendered().len() + 160);
+    reply.extend_from_slice(br#"{"channel":"LCM","topic":"WebService","subtopic":"#);
+    write_json(&mut reply, kind.reply_subtopic);
+    reply.extend_from_slice(br#","message":{"callid":"#);
+    write_json(&mut reply, cut(callid));
+    reply.extend_from_slice(br#","response":"#);
+    match selection {
+        Selection::All => reply.extend_from_slice(list.rendered().as_bytes()),
+        Selection::Some(outcomes) => write_json(&mut reply, outcomes),
+    }
+    reply.extend_from_slice(b"}}");
+    reply
+}
+
+fn write_json<T: Serialize + ?Sized>(buffer: &mut Vec<u8>, value: &T) {
+    // Writing strings and plain structs into a Vec cannot fail.
+    let _ = serde_json::to_writer(buffer, value);
 }
 
 /// Renders a `WS_Error` reply.
@@ -599,13 +607,10 @@ mod tests {
 
     #[test]
     fn the_success_reply_has_the_documented_shape() {
-        let outcomes = crate::outcomes::parse_outcome_list(
-            "1",
-            r#"[{"OutComeID":"101","Description":"Payment Done"}]"#,
-        )
-        .unwrap();
+        let list = OutcomeList::parse("1", r#"[{"OutComeID":"101","Description":"Payment Done"}]"#)
+            .unwrap();
         let kind = RequestKind::from_subtopic("GetBusinessOutcome").unwrap();
-        let body = render_outcomes(kind, "12345", &outcomes);
+        let body = render_outcomes(kind, "12345", &list, &Selection::All);
         let value: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(
             value,

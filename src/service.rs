@@ -10,10 +10,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::backoff::Backoff;
-use crate::outcomes::{parse_outcome_list, Outcome};
+use crate::cache::{Cached, OutcomeCache};
+use crate::outcomes::OutcomeList;
 use crate::protocol::{parse_request, render_error, render_outcomes, Query, WsError};
-use crate::requests::RequestKind;
+use crate::requests::{RequestKind, Selection};
 use crate::routing::{ReplyRoute, RequestProperties};
+use std::sync::Arc;
 
 /// A call record as the dialer stores it (`P:call:<callid>`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -89,6 +91,7 @@ pub struct Service<S> {
     store: S,
     max_message_bytes: usize,
     deadline: Duration,
+    cache: OutcomeCache,
 }
 
 /// Pauses between cache retries: from `RETRY_START`, doubling up to `RETRY_CAP`.
@@ -97,13 +100,22 @@ const RETRY_CAP: Duration = Duration::from_millis(250);
 
 impl<S: Store> Service<S> {
     /// A service answering from `store`, with the body size limit and the
-    /// per-request deadline of the configuration.
+    /// per-request deadline of the configuration. Outcome lists are not
+    /// cached; see [`Service::with_outcome_cache`].
     pub fn new(store: S, max_message_bytes: usize, deadline: Duration) -> Self {
         Self {
             store,
             max_message_bytes,
             deadline,
+            cache: OutcomeCache::new(Duration::ZERO),
         }
+    }
+
+    /// Keeps parsed outcome lists for `ttl` (a campaign edit shows within
+    /// `ttl` at worst).
+    pub fn with_outcome_cache(mut self, ttl: Duration) -> Self {
+        self.cache = OutcomeCache::new(ttl);
+        self
     }
 
     /// The store this service reads.
@@ -120,10 +132,10 @@ impl<S: Store> Service<S> {
     ) -> Handled {
         let inbound = parse_request(body, self.max_message_bytes);
         let answer = match &inbound.query {
-            Ok(query) => self
-                .answer(query, received + self.deadline)
-                .await
-                .map(|outcomes| render_outcomes(query.kind, &inbound.callid, &outcomes)),
+            Ok(query) => {
+                self.answer(query, &inbound.callid, received + self.deadline)
+                    .await
+            }
             Err(error) => Err(error.clone()),
         };
         let (result, reply) = match answer {
@@ -146,17 +158,33 @@ impl<S: Store> Service<S> {
     }
 
     /// Check 6 of the contract, the cache lookups in order; then the
-    /// request kind's own selection.
-    async fn answer(&self, query: &Query, deadline: Instant) -> Result<Vec<Outcome>, WsError> {
-        let outcomes = self.campaign_outcomes(query, deadline).await?;
-        (query.kind.select)(&query.data, outcomes)
+    /// request kind's own selection, rendered.
+    async fn answer(
+        &self,
+        query: &Query,
+        callid: &str,
+        deadline: Instant,
+    ) -> Result<Vec<u8>, WsError> {
+        let (campaign_id, list) = self.campaign_outcomes(query, deadline).await?;
+        let Some(list) = list else {
+            tracing::warn!(
+                campaign_id,
+                "campaign has no stored outcome list; answering []"
+            );
+            metrics::counter!("lcm_empty_outcome_lists_total").increment(1);
+            let empty = OutcomeList::new(Vec::new());
+            let selection = (query.kind.select)(&query.data, &empty)?;
+            return Ok(render_outcomes(query.kind, callid, &empty, &selection));
+        };
+        let selection: Selection<'_> = (query.kind.select)(&query.data, &list)?;
+        Ok(render_outcomes(query.kind, callid, &list, &selection))
     }
 
     async fn campaign_outcomes(
         &self,
         query: &Query,
         deadline: Instant,
-    ) -> Result<Vec<Outcome>, WsError> {
+    ) -> Result<(String, Cached), WsError> {
         let invalid_call = || WsError::InvalidCallId(query.callid.clone());
         let call = retry_until(deadline, || self.store.call(&query.callid))
             .await?
@@ -174,6 +202,9 @@ impl<S: Store> Service<S> {
                 return Err(WsError::InvalidAccount(query.account_number.clone()));
             }
         }
+        if let Some(cached) = self.cache.get(&campaign_id) {
+            return Ok((campaign_id, cached));
+        }
         let corrupt = || WsError::CorruptOutcomes(campaign_id.clone());
         let stored = retry_until(deadline, || self.store.outcome_list(&campaign_id))
             .await?
@@ -181,18 +212,17 @@ impl<S: Store> Service<S> {
                 tracing::warn!(campaign_id, %error, "stored outcome list is unreadable");
                 corrupt()
             })?;
-        let Some(stored) = stored else {
-            tracing::warn!(
-                campaign_id,
-                "campaign has no stored outcome list; answering []"
-            );
-            metrics::counter!("lcm_empty_outcome_lists_total").increment(1);
-            return Ok(Vec::new());
+        let list = match stored {
+            None => None,
+            Some(stored) => Some(Arc::new(
+                OutcomeList::parse(&campaign_id, &stored).map_err(|error| {
+                    tracing::warn!(campaign_id, %error, "stored outcome list is unusable");
+                    corrupt()
+                })?,
+            )),
         };
-        parse_outcome_list(&campaign_id, &stored).map_err(|error| {
-            tracing::warn!(campaign_id, %error, "stored outcome list is unusable");
-            corrupt()
-        })
+        self.cache.insert(&campaign_id, list.clone());
+        Ok((campaign_id, list))
     }
 }
 

@@ -83,6 +83,9 @@ pub struct RedisSettings {
     pub key_prefix: String,
     /// Connections in the pool.
     pub pool_size: usize,
+    /// How long a campaign's parsed outcome list is reused, in
+    /// milliseconds: the most an edit can take to show. 0 disables.
+    pub outcome_cache_ms: u64,
 }
 
 /// `limits.*`.
@@ -148,6 +151,7 @@ impl Default for Settings {
                 url: "redis://127.0.0.1:6379".into(),
                 key_prefix: "lcm".into(),
                 pool_size: 16,
+                outcome_cache_ms: 1000,
             },
             limits: LimitSettings {
                 max_message_bytes: 65536,
@@ -268,6 +272,11 @@ impl Settings {
     /// The per-request deadline.
     pub fn request_deadline(&self) -> Duration {
         Duration::from_millis(self.limits.request_deadline_ms)
+    }
+
+    /// How long outcome lists are cached.
+    pub fn outcome_cache_ttl(&self) -> Duration {
+        Duration::from_millis(self.redis.outcome_cache_ms)
     }
 
     /// The shutdown grace time.

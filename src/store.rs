@@ -1,7 +1,10 @@
 //! [`RedisStore`]: the only module that speaks Redis (PROTOCOL.md section 6).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::redis::{self, AsyncConnectionConfig};
 use deadpool_redis::{Manager, Pool, Runtime};
 use tokio::time::Instant;
@@ -21,6 +24,18 @@ const POOL_WAIT_TIMEOUT: Duration = Duration::from_millis(1000);
 pub struct RedisStore {
     pool: Pool,
     prefix: String,
+    shared: Arc<SharedConnections>,
+}
+
+/// Multiplexed connections taken out of the pool and shared by all requests.
+///
+/// Taking a connection from deadpool per request costs a PING round trip
+/// (its recycle check), doubling Redis traffic. A multiplexed connection
+/// pipelines concurrent requests by itself, so a few are kept and used in
+/// turn; one that fails is dropped and the pool makes a new one.
+struct SharedConnections {
+    slots: Vec<Mutex<Option<MultiplexedConnection>>>,
+    next: AtomicUsize,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -49,9 +64,14 @@ impl RedisStore {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| StoreError::Unavailable(format!("redis pool: {e}")))?;
+        let slots = (0..settings.pool_size).map(|_| Mutex::new(None)).collect();
         Ok(Self {
             pool,
             prefix: settings.key_prefix.clone(),
+            shared: Arc::new(SharedConnections {
+                slots,
+                next: AtomicUsize::new(0),
+            }),
         })
     }
 
@@ -83,6 +103,18 @@ impl RedisStore {
             .map_err(store_error)
     }
 
+    /// A shared connection and its slot, opening one if the slot is empty.
+    async fn shared_connection(&self) -> Result<(usize, MultiplexedConnection), StoreError> {
+        let slots = &self.shared.slots;
+        let slot = self.shared.next.fetch_add(1, Ordering::Relaxed) % slots.len();
+        if let Some(conn) = lock(&slots[slot]).clone() {
+            return Ok((slot, conn));
+        }
+        let conn = deadpool_redis::Connection::take(self.connection().await?);
+        *lock(&slots[slot]) = Some(conn.clone());
+        Ok((slot, conn))
+    }
+
     async fn query<T: redis::FromRedisValue>(
         &self,
         operation: &'static str,
@@ -90,11 +122,15 @@ impl RedisStore {
     ) -> Result<T, StoreError> {
         let started = Instant::now();
         let result = async {
-            let mut conn = self.connection().await?;
-            command
-                .query_async::<T>(&mut *conn)
+            let (slot, mut conn) = self.shared_connection().await?;
+            let result = command
+                .query_async::<T>(&mut conn)
                 .await
-                .map_err(store_error)
+                .map_err(store_error);
+            if let Err(StoreError::Unavailable(_)) = result {
+                lock(&self.shared.slots[slot]).take();
+            }
+            result
         }
         .await;
         metrics::histogram!("lcm_redis_duration_seconds", "operation" => operation)
@@ -104,6 +140,13 @@ impl RedisStore {
         }
         result
     }
+}
+
+/// The slot's lock; a poisoned one still holds a usable `Option`.
+fn lock(
+    slot: &Mutex<Option<MultiplexedConnection>>,
+) -> MutexGuard<'_, Option<MultiplexedConnection>> {
+    slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A value as Redis returns it: `None` when the key or field is absent.

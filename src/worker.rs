@@ -21,11 +21,14 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     tracing::info!(config = ?settings.redacted(), "starting lcm-worker {}", env!("CARGO_PKG_VERSION"));
     let settings = Arc::new(settings);
     let store = RedisStore::new(&settings.redis).context("redis")?;
-    let service = Arc::new(Service::new(
-        store.clone(),
-        settings.limits.max_message_bytes,
-        settings.request_deadline(),
-    ));
+    let service = Arc::new(
+        Service::new(
+            store.clone(),
+            settings.limits.max_message_bytes,
+            settings.request_deadline(),
+        )
+        .with_outcome_cache(settings.outcome_cache_ttl()),
+    );
     let readiness = Readiness::default();
     let listener = TcpListener::bind(settings.http.addr)
         .await

@@ -245,8 +245,8 @@ mod tests {
         let call = &data.calls[1];
         let campaign = &data.campaigns[call.campaign];
         let kind = RequestKind::from_subtopic("GetBusinessOutcome").unwrap();
-        let outcomes = parse_outcome_list(&campaign.id, &campaign.stored).unwrap();
-        let reply = render_outcomes(kind, &call.callid, &outcomes);
+        let list = crate::outcomes::OutcomeList::parse(&campaign.id, &campaign.stored).unwrap();
+        let reply = render_outcomes(kind, &call.callid, &list, &crate::requests::Selection::All);
         assert_eq!(data.check(call, &reply), Ok(()));
     }
 

@@ -3,8 +3,8 @@
 
 use serde_json::{Map, Value};
 
-use super::RequestKind;
-use crate::outcomes::Outcome;
+use super::{RequestKind, Selection};
+use crate::outcomes::OutcomeList;
 use crate::protocol::WsError;
 
 /// The handler.
@@ -14,6 +14,9 @@ pub static KIND: RequestKind = RequestKind {
     select,
 };
 
-fn select(_data: &Map<String, Value>, outcomes: Vec<Outcome>) -> Result<Vec<Outcome>, WsError> {
-    Ok(outcomes)
+fn select<'a>(
+    _data: &Map<String, Value>,
+    _outcomes: &'a OutcomeList,
+) -> Result<Selection<'a>, WsError> {
+    Ok(Selection::All)
 }

@@ -3,8 +3,8 @@
 
 use serde_json::{Map, Value};
 
-use super::RequestKind;
-use crate::outcomes::Outcome;
+use super::{RequestKind, Selection};
+use crate::outcomes::OutcomeList;
 use crate::protocol::{data_text, WsError};
 
 /// The handler.
@@ -14,25 +14,28 @@ pub static KIND: RequestKind = RequestKind {
     select,
 };
 
-fn select(data: &Map<String, Value>, outcomes: Vec<Outcome>) -> Result<Vec<Outcome>, WsError> {
+fn select<'a>(data: &Map<String, Value>, list: &'a OutcomeList) -> Result<Selection<'a>, WsError> {
     let parent = data_text(data, "ParentBusinessOutcomeId")?.ok_or(WsError::ParentEmpty)?;
+    let outcomes = list.outcomes();
     if !outcomes.iter().any(|o| o.id.trim() == parent) {
         return Err(WsError::InvalidParent(parent));
     }
-    Ok(outcomes
-        .into_iter()
-        .filter(|o| o.parent_id.as_deref().map(str::trim) == Some(parent.as_str()))
-        .collect())
+    Ok(Selection::Some(
+        outcomes
+            .iter()
+            .filter(|o| o.parent_id.as_deref().map(str::trim) == Some(parent.as_str()))
+            .collect(),
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outcomes::parse_outcome_list;
+    use crate::outcomes::Outcome;
     use serde_json::json;
 
-    fn tree() -> Vec<Outcome> {
-        parse_outcome_list(
+    fn tree() -> OutcomeList {
+        OutcomeList::parse(
             "1",
             r#"[{"OutComeID":"1","Description":"Reached"},
                 {"OutComeID":"11","Description":"Paid","ParentID":"1"},
@@ -42,8 +45,13 @@ mod tests {
         .unwrap()
     }
 
-    fn ids(outcomes: &[Outcome]) -> Vec<&str> {
-        outcomes.iter().map(|o| o.id.as_str()).collect()
+    fn ids<'a>(selection: &Selection<'a>) -> Vec<&'a str> {
+        match selection {
+            Selection::Some(outcomes) => {
+                outcomes.iter().map(|o: &&Outcome| o.id.as_str()).collect()
+            }
+            Selection::All => panic!("a parent request never selects the whole list"),
+        }
     }
 
     fn data(value: Value) -> Map<String, Value> {
@@ -52,16 +60,18 @@ mod tests {
 
     #[test]
     fn children_come_in_stored_order_whatever_the_id_type() {
-        let children = select(&data(json!({"ParentBusinessOutcomeId": 1})), tree()).unwrap();
+        let tree = tree();
+        let children = select(&data(json!({"ParentBusinessOutcomeId": 1})), &tree).unwrap();
         assert_eq!(ids(&children), ["11", "12"]);
-        let children = select(&data(json!({"parentbusinessoutcomeid": " 1 "})), tree()).unwrap();
+        let children = select(&data(json!({"parentbusinessoutcomeid": " 1 "})), &tree).unwrap();
         assert_eq!(ids(&children), ["11", "12"]);
     }
 
     #[test]
     fn a_parent_without_children_has_none() {
-        let children = select(&data(json!({"ParentBusinessOutcomeId": "2"})), tree()).unwrap();
-        assert!(children.is_empty());
+        let tree = tree();
+        let children = select(&data(json!({"ParentBusinessOutcomeId": "2"})), &tree).unwrap();
+        assert!(ids(&children).is_empty());
     }
 
     #[test]
@@ -71,14 +81,14 @@ mod tests {
             json!({"ParentBusinessOutcomeId": " "}),
             json!({"ParentBusinessOutcomeId": null}),
         ] {
-            assert_eq!(select(&data(value), tree()), Err(WsError::ParentEmpty));
+            assert_eq!(select(&data(value), &tree()), Err(WsError::ParentEmpty));
         }
     }
 
     #[test]
     fn an_unknown_parent_is_invalid() {
         assert_eq!(
-            select(&data(json!({"ParentBusinessOutcomeId": "99"})), tree()),
+            select(&data(json!({"ParentBusinessOutcomeId": "99"})), &tree()),
             Err(WsError::InvalidParent("99".into()))
         );
     }

@@ -7,13 +7,24 @@ mod business_outcome_parent;
 
 use serde_json::{Map, Value};
 
-use crate::outcomes::Outcome;
+use crate::outcomes::{Outcome, OutcomeList};
 use crate::protocol::WsError;
 
 /// Picks the reply entries from the campaign's outcome list, reading the
 /// request kind's own `data` fields.
-pub type Select =
-    fn(data: &Map<String, Value>, outcomes: Vec<Outcome>) -> Result<Vec<Outcome>, WsError>;
+pub type Select = for<'a> fn(
+    data: &Map<String, Value>,
+    outcomes: &'a OutcomeList,
+) -> Result<Selection<'a>, WsError>;
+
+/// The entries a request kind picked from a campaign's list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection<'a> {
+    /// The whole list (its rendering is shared, not redone).
+    All,
+    /// Some entries, in stored order.
+    Some(Vec<&'a Outcome>),
+}
 
 /// One request kind: how it is named on the wire and what it answers.
 pub struct RequestKind {

@@ -64,3 +64,35 @@ async fn a_campaign_without_a_stored_list_answers_an_empty_list() {
         .logs()
         .contains("campaign has no stored outcome list"));
 }
+
+#[tokio::test]
+async fn a_campaign_edit_is_seen_within_the_outcome_cache_ttl() {
+    let env = TestEnv::new("edit").await;
+    env.seed_call("c3", &[("campaign_id", "6")]).await;
+    env.seed_outcomes("6", r#"[{"OutComeID":"1","Description":"Before"}]"#)
+        .await;
+    let _worker = env
+        .start_worker(&[("LCM__REDIS__OUTCOME_CACHE_MS", "300")])
+        .await;
+    let mut requester = env.requester("desk").await;
+    let before = requester.request(&request_for("c3", "1")).await;
+    assert_eq!(
+        before.body["message"]["response"][0]["Description"],
+        "Before"
+    );
+
+    env.seed_outcomes("6", r#"[{"OutComeID":"1","Description":"After"}]"#)
+        .await;
+    let edited = tokio::time::Instant::now();
+    loop {
+        let reply = requester.request(&request_for("c3", "1")).await;
+        if reply.body["message"]["response"][0]["Description"] == "After" {
+            break;
+        }
+        // The TTL, plus the time a stale reply takes to travel back.
+        assert!(
+            edited.elapsed() < std::time::Duration::from_millis(300 + 200),
+            "the edit was not seen within the cache TTL"
+        );
+    }
+}

@@ -59,12 +59,22 @@ async fn metrics_count_each_request_kind_and_result() {
             .await,
         5.0
     );
-    // Two lookups for each of the three requests that reach the outcome list, one for the unknown call.
+    // A call lookup for each of the four requests that reach Redis, and one
+    // outcome-list lookup: campaign 1's list is then reused from the cache.
     assert_eq!(
         worker
-            .counter("lcm_redis_duration_seconds_count", &[])
+            .counter("lcm_redis_duration_seconds_count", &["operation=\"call\""])
             .await,
-        7.0
+        4.0
+    );
+    assert_eq!(
+        worker
+            .counter(
+                "lcm_redis_duration_seconds_count",
+                &["operation=\"outcomes\""]
+            )
+            .await,
+        1.0
     );
     let (_, text) = worker.get("/metrics").await.unwrap();
     assert!(
