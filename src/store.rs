@@ -2,12 +2,17 @@
 
 use std::time::Duration;
 
-use deadpool_redis::redis::{self, AsyncConnectionConfig};
-use deadpool_redis::{Manager, Pool, Runtime};
+use deadpool_redis::redis;
 use tokio::time::Instant;
+
+pub use self::pool::RedisConnection;
+use self::pool::RedisPool;
 
 use crate::service::{CallRecord, Store, StoreError};
 use crate::settings::RedisSettings;
+
+mod pool;
+mod sentinel;
 
 /// Bounds every Redis operation so that a dead or black-holed server can
 /// neither hang a delivery nor hold a pool slot for good. The service's
@@ -16,10 +21,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(1000);
 const POOL_WAIT_TIMEOUT: Duration = Duration::from_millis(1000);
 
-/// Reads call records and outcome lists from Redis through a connection pool.
+/// Reads call records and outcome lists from Redis through a connection
+/// pool: to `redis.url`, or to the master Redis Sentinel names.
 #[derive(Clone)]
 pub struct RedisStore {
-    pool: Pool,
+    pool: RedisPool,
     prefix: String,
 }
 
@@ -36,23 +42,25 @@ impl RedisStore {
     /// Builds the pool; connections are opened lazily, so this succeeds
     /// while Redis is down.
     pub fn new(settings: &RedisSettings) -> Result<Self, StoreError> {
-        let connection = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT));
-        let manager = Manager::new_with_config(settings.url.as_str(), connection)
-            .map_err(|e| StoreError::Unavailable(format!("redis.url: {:?}", e.kind())))?;
-        let pool = Pool::builder(manager)
-            .max_size(settings.pool_size)
-            .wait_timeout(Some(POOL_WAIT_TIMEOUT))
-            .create_timeout(Some(CONNECT_TIMEOUT))
-            .recycle_timeout(Some(RESPONSE_TIMEOUT))
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| StoreError::Unavailable(format!("redis pool: {e}")))?;
+        let timeouts = pool::Timeouts {
+            connect: CONNECT_TIMEOUT,
+            response: RESPONSE_TIMEOUT,
+            wait: POOL_WAIT_TIMEOUT,
+        };
+        let pool = RedisPool::new(settings, timeouts).map_err(StoreError::Unavailable)?;
         Ok(Self {
             pool,
             prefix: settings.key_prefix.clone(),
         })
+    }
+
+    /// With Sentinel, the master's `host:port` the sentinels name now;
+    /// `None` for a plain `redis.url`.
+    pub async fn sentinel_master(&self) -> Result<Option<String>, StoreError> {
+        self.pool
+            .sentinel_master()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("redis sentinel: {e}")))
     }
 
     /// `P:call:<callid>`.
@@ -66,7 +74,7 @@ impl RedisStore {
     }
 
     /// A pooled connection, for commands outside the serving path (`seed`).
-    pub async fn connection(&self) -> Result<deadpool_redis::Connection, StoreError> {
+    pub async fn connection(&self) -> Result<RedisConnection, StoreError> {
         self.pool
             .get()
             .await
