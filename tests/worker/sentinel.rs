@@ -2,6 +2,7 @@
 //! Sentinel and follows a fail-over. Each test starts its own master,
 //! replica and three sentinels on free ports.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -294,46 +295,49 @@ async fn serve_one(requester: &mut Requester) -> (Outcome, Duration) {
     (outcome_of(&reply), sent.elapsed())
 }
 
-/// Sends requests one after the other until the sentinels name the
-/// replica as master; prints what they got and returns when the switch
-/// was seen.
+/// A request every [`PACE`] while the fail-over runs.
+const PACE: Duration = Duration::from_millis(100);
+
+/// Sends a request every [`PACE`] until the sentinels name the replica as
+/// master and every request sent has its reply; prints what they got.
+/// Then checks that a request sent right after the switch is answered.
 async fn serve_through_the_failover(
     ha: &RedisHa,
     requester: &mut Requester,
     started: Instant,
     how: &str,
 ) {
-    let mut answered = 0;
-    let mut unavailable = 0;
-    let mut first_failure: Option<Duration> = None;
-    let mut last_failure: Option<Duration> = None;
-    let mut slowest = Duration::ZERO;
     let deadline = started + FAILOVER_WAIT;
-    loop {
-        let sent = started.elapsed();
-        let (outcome, took) = serve_one(requester).await;
-        slowest = slowest.max(took);
-        match outcome {
-            Outcome::Answered => answered += 1,
-            Outcome::CacheUnavailable => {
-                unavailable += 1;
-                first_failure.get_or_insert(sent);
-                last_failure = Some(started.elapsed());
-            }
+    let mut sent_at: HashMap<String, Duration> = HashMap::new();
+    // (sent, outcome, took), in reply order.
+    let mut got: Vec<(Duration, Outcome, Duration)> = Vec::new();
+    let mut switched = None;
+    while switched.is_none() || got.len() < sent_at.len() {
+        if switched.is_none() {
+            let id = requester.send(&sample_request("desk")).await;
+            sent_at.insert(id, started.elapsed());
         }
-        if ha.master_named().await == Some(ha.replica_port) {
-            break;
+        let tick = Instant::now() + PACE;
+        while let Some(reply) = requester
+            .next_reply_within(tick.saturating_duration_since(Instant::now()))
+            .await
+        {
+            let id = reply.correlation_id.clone().unwrap_or_default();
+            let sent = sent_at[&id];
+            got.push((sent, outcome_of(&reply), started.elapsed() - sent));
+        }
+        if switched.is_none() && ha.master_named().await == Some(ha.replica_port) {
+            switched = Some(started.elapsed());
         }
         assert!(
             Instant::now() < deadline,
             "no fail-over within {FAILOVER_WAIT:?}"
         );
     }
-    let switched = started.elapsed();
+    let switched = switched.unwrap_or_default();
 
     // Right after the switch: answered, within the request deadline.
     let (outcome, took) = serve_one(requester).await;
-    let after = started.elapsed();
     assert_eq!(
         outcome,
         Outcome::Answered,
@@ -341,20 +345,55 @@ async fn serve_through_the_failover(
     );
     assert!(took < Duration::from_millis(2000), "took {took:?}");
 
-    let interruption = match (first_failure, last_failure) {
-        (Some(first), Some(last)) => format!("{} ms", (last - first).as_millis()),
-        _ => "none".to_owned(),
+    got.sort_by_key(|(sent, _, _)| *sent);
+    let failed: Vec<Duration> = got
+        .iter()
+        .filter(|(_, outcome, _)| *outcome == Outcome::CacheUnavailable)
+        .map(|(sent, _, _)| *sent)
+        .collect();
+    let answered = got.len() - failed.len();
+    let slowest = got
+        .iter()
+        .map(|(_, _, took)| *took)
+        .max()
+        .unwrap_or_default();
+    let ms = |d: Duration| d.as_millis();
+    let interruption = match (failed.first(), failed.last()) {
+        (Some(first), Some(last)) => {
+            let after: Vec<_> = got
+                .iter()
+                .filter(|(sent, outcome, _)| sent > last && *outcome == Outcome::Answered)
+                .collect();
+            let resumed = after
+                .first()
+                .map(|(sent, _, _)| format!("{} ms", ms(*sent)))
+                .unwrap_or_else(|| "the switch".to_owned());
+            let replied = after
+                .iter()
+                .map(|(sent, _, took)| *sent + *took)
+                .min()
+                .map(|at| format!("{} ms", ms(at)))
+                .unwrap_or_else(|| "after the switch".to_owned());
+            format!(
+                "requests sent from {} ms to {} ms got Cache unavailable, every request \
+                 sent from {resumed} on was answered, the first of them at {replied}",
+                ms(*first),
+                ms(*last)
+            )
+        }
+        _ => "no request got Cache unavailable".to_owned(),
     };
     println!(
-        "fail-over ({how}): sentinels named the new master {} ms after the trigger; \
-         {} requests meanwhile: {answered} answered, {unavailable} Cache unavailable; \
-         replies Cache unavailable for {interruption}; slowest reply {} ms; \
-         first request after the switch answered in {} ms ({} ms after the trigger)",
-        switched.as_millis(),
-        answered + unavailable,
-        slowest.as_millis(),
-        took.as_millis(),
-        after.as_millis(),
+        "fail-over ({how}): one request every {} ms; the sentinels named the new master \
+         {} ms after the trigger; {} requests meanwhile: {answered} answered, {} Cache \
+         unavailable; {interruption}; slowest reply {} ms; a request sent right after \
+         the switch was answered in {} ms",
+        ms(PACE),
+        ms(switched),
+        got.len(),
+        failed.len(),
+        ms(slowest),
+        ms(took),
     );
 }
 
@@ -395,17 +434,43 @@ async fn a_sentinel_failover_is_followed_and_the_old_master_is_left() {
     .await;
     serve_through_the_failover(&ha, &mut requester, started, "SENTINEL FAILOVER").await;
 
-    // Sentinel demotes the old master once it sees it still claims the
-    // role. From then on every read must go to the new master.
+    // The old master keeps its role until Sentinel demotes it, seconds
+    // later; the worker's re-check of the master (every second) must move
+    // its reads before that.
     let old = ha.master_port;
+    let new = ha.replica_port;
+    let limit = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (reads_on_old, reads_on_new) = (
+            command_calls(old, "hmget").await,
+            command_calls(new, "hmget").await,
+        );
+        for _ in 0..3 {
+            assert_eq!(serve_one(&mut requester).await.0, Outcome::Answered);
+        }
+        if command_calls(old, "hmget").await == reads_on_old
+            && command_calls(new, "hmget").await >= reads_on_new + 3
+        {
+            break;
+        }
+        assert!(Instant::now() < limit, "reads still go to the old master");
+        tokio::time::sleep(PACE).await;
+    }
+    println!(
+        "reads moved to the new master {} ms after the trigger; the old master's role then: {}",
+        started.elapsed().as_millis(),
+        role(old).await.unwrap_or_default()
+    );
+
+    // Once Sentinel has demoted the old master, it stays left.
     let deadline = Instant::now() + FAILOVER_WAIT;
     while role(old).await.as_deref() != Some("slave") {
         assert!(Instant::now() < deadline, "old master not demoted");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(PACE).await;
     }
     let demoted_after = started.elapsed();
     let reads_on_old = command_calls(old, "hmget").await;
-    let reads_on_new = command_calls(ha.replica_port, "hmget").await;
+    let reads_on_new = command_calls(new, "hmget").await;
     for _ in 0..5 {
         assert_eq!(serve_one(&mut requester).await.0, Outcome::Answered);
     }
@@ -414,7 +479,7 @@ async fn a_sentinel_failover_is_followed_and_the_old_master_is_left() {
         reads_on_old,
         "a read went to the demoted master"
     );
-    assert!(command_calls(ha.replica_port, "hmget").await >= reads_on_new + 5);
+    assert!(command_calls(new, "hmget").await >= reads_on_new + 5);
     println!(
         "old master demoted {} ms after the trigger; the next 5 requests read the new master",
         demoted_after.as_millis()
@@ -427,7 +492,7 @@ async fn a_sentinel_failover_is_followed_and_the_old_master_is_left() {
 
 #[tokio::test]
 async fn the_master_killed_is_replaced_and_service_resumes_by_itself() {
-    let (mut ha, _env, worker, mut requester) = serving("sentinel-kill").await;
+    let (mut ha, env, worker, mut requester) = serving("sentinel-kill").await;
 
     let started = Instant::now();
     ha.kill_master().await;
@@ -442,4 +507,27 @@ async fn the_master_killed_is_replaced_and_service_resumes_by_itself() {
     .await;
     let (status, _) = worker.get("/readyz").await.unwrap();
     assert_eq!(status, 200);
+
+    // `check` names the master the sentinels give now.
+    let sentinels = ha.sentinels_env();
+    let output = Command::new(env!("CARGO_BIN_EXE_lcm-worker"))
+        .arg("check")
+        .envs(env.worker_env())
+        .env("LCM__REDIS__SENTINELS", &sentinels)
+        .env_remove("LCM_CONFIG")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let expected = format!(
+        "redis sentinel: master `{MASTER_NAME}` is 127.0.0.1:{}",
+        ha.replica_port
+    );
+    assert!(stdout.contains(&expected), "{stdout}");
+    println!("{stdout}");
 }
