@@ -50,8 +50,11 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     );
     let _ = connection.close(200, "check done".into()).await;
 
-    let redis_url = redact_url(&settings.redis.url);
     let store = RedisStore::new(&settings.redis)?;
+    let redis_url = match sentinel_master(&store, settings).await? {
+        Some(master) => format!("master {master} (via Sentinel)"),
+        None => redact_url(&settings.redis.url),
+    };
     tokio::time::timeout(PROBE_TIMEOUT, store.ping())
         .await
         .map_err(|_| anyhow!("timed out after {PROBE_TIMEOUT:?}"))
@@ -63,4 +66,37 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     );
     println!("all checks passed");
     Ok(())
+}
+
+/// With Sentinel, asks the sentinels for the master, prints it and returns
+/// its address; `None` without Sentinel.
+async fn sentinel_master(
+    store: &RedisStore,
+    settings: &Settings,
+) -> anyhow::Result<Option<String>> {
+    if !settings.redis.uses_sentinel() {
+        return Ok(None);
+    }
+    let redis = &settings.redis;
+    let sentinels: Vec<String> = redis
+        .sentinel_urls()
+        .iter()
+        .map(|u| redact_url(u))
+        .collect();
+    let master = tokio::time::timeout(PROBE_TIMEOUT, store.sentinel_master())
+        .await
+        .map_err(|_| anyhow!("timed out after {PROBE_TIMEOUT:?}"))
+        .and_then(|found| found.map_err(anyhow::Error::from))
+        .with_context(|| {
+            format!(
+                "Redis Sentinel {sentinels:?}, master `{}`",
+                redis.sentinel_master
+            )
+        })?
+        .unwrap_or_default();
+    println!(
+        "redis sentinel: master `{}` is {master} (asked {sentinels:?})",
+        redis.sentinel_master
+    );
+    Ok(Some(master))
 }

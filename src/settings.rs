@@ -86,6 +86,36 @@ pub struct RedisSettings {
     /// How long a campaign's parsed outcome list is reused, in
     /// milliseconds: the most an edit can take to show. 0 disables.
     pub outcome_cache_ms: u64,
+    /// Redis Sentinel addresses (`host:port` or `redis://host:port`). When
+    /// any is given the master is found through them, and `url` supplies
+    /// only the database, user name and password.
+    pub sentinels: Vec<String>,
+    /// The master's name in the Sentinel configuration.
+    pub sentinel_master: String,
+}
+
+impl RedisSettings {
+    /// The sentinel addresses as Redis URLs, blank entries left out (an
+    /// empty `LCM__REDIS__SENTINELS` means no Sentinel).
+    pub fn sentinel_urls(&self) -> Vec<String> {
+        self.sentinels
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                if s.contains("://") {
+                    s.to_owned()
+                } else {
+                    format!("redis://{s}")
+                }
+            })
+            .collect()
+    }
+
+    /// Whether the master is found through Sentinel.
+    pub fn uses_sentinel(&self) -> bool {
+        !self.sentinel_urls().is_empty()
+    }
 }
 
 /// `limits.*`.
@@ -152,6 +182,8 @@ impl Default for Settings {
                 key_prefix: "lcm".into(),
                 pool_size: 16,
                 outcome_cache_ms: 1000,
+                sentinels: Vec::new(),
+                sentinel_master: "mymaster".into(),
             },
             limits: LimitSettings {
                 max_message_bytes: 65536,
@@ -209,6 +241,7 @@ impl Settings {
             .try_parsing(true)
             .list_separator(",")
             .with_list_parse_key("amqp.bindings")
+            .with_list_parse_key("redis.sentinels")
             .source(environment);
         let settings: Settings = builder.add_source(env).build()?.try_deserialize()?;
         settings.validate()?;
@@ -231,6 +264,23 @@ impl Settings {
                 "redis.url",
                 &format!("not a Redis URL ({:?})", error.kind()),
             );
+        }
+        for sentinel in self.redis.sentinel_urls() {
+            match url::Url::parse(&sentinel) {
+                Ok(parsed) if parsed.scheme() == "redis" && parsed.port().is_some() => {}
+                _ => {
+                    return invalid(
+                        "redis.sentinels",
+                        &format!(
+                            "`{}` is not host:port or redis://host:port",
+                            redact_url(&sentinel)
+                        ),
+                    )
+                }
+            }
+        }
+        if self.redis.uses_sentinel() && self.redis.sentinel_master.trim().is_empty() {
+            return invalid("redis.sentinel_master", "must name the master");
         }
         let names = [
             ("amqp.request_exchange", &self.amqp.request_exchange),
@@ -289,6 +339,12 @@ impl Settings {
         let mut copy = self.clone();
         copy.amqp.url = redact_url(&copy.amqp.url);
         copy.redis.url = redact_url(&copy.redis.url);
+        copy.redis.sentinels = copy
+            .redis
+            .sentinel_urls()
+            .iter()
+            .map(|u| redact_url(u))
+            .collect();
         copy
     }
 }
@@ -335,6 +391,9 @@ mod tests {
         assert_eq!(s.amqp.app_id, "lcm-outcome-worker");
         assert_eq!(s.redis.url, "redis://127.0.0.1:6379");
         assert_eq!(s.redis.key_prefix, "lcm");
+        assert!(s.redis.sentinels.is_empty());
+        assert!(!s.redis.uses_sentinel());
+        assert_eq!(s.redis.sentinel_master, "mymaster");
         assert_eq!(s.limits.max_message_bytes, 65536);
         assert_eq!(s.limits.request_deadline_ms, 2000);
         assert_eq!(s.shutdown.grace_ms, 10000);
@@ -409,11 +468,60 @@ mod tests {
                 "limits.request_deadline_ms",
             ),
             ("LCM__AMQP__REQUEST_QUEUE", " ", "amqp.request_queue"),
+            ("LCM__REDIS__SENTINELS", "a,b", "redis.sentinels"),
+            ("LCM__REDIS__SENTINELS", "http://a:1", "redis.sentinels"),
         ];
         for (var, value, key) in cases {
             let error = Settings::load_from(None, env(&[(var, value)])).unwrap_err();
             assert!(error.to_string().contains(key), "{var}={value}: {error}");
         }
+    }
+
+    #[test]
+    fn sentinels_come_from_a_comma_list_with_or_without_a_scheme() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                (
+                    "LCM__REDIS__SENTINELS",
+                    "10.0.0.1:26379, redis://:pw@s2:26380",
+                ),
+                ("LCM__REDIS__SENTINEL_MASTER", "cache"),
+            ]),
+        )
+        .unwrap();
+        assert!(s.redis.uses_sentinel());
+        assert_eq!(
+            s.redis.sentinel_urls(),
+            vec!["redis://10.0.0.1:26379", "redis://:pw@s2:26380"]
+        );
+        assert_eq!(s.redis.sentinel_master, "cache");
+        assert_eq!(
+            s.redacted().redis.sentinels,
+            vec!["redis://10.0.0.1:26379", "redis://:***@s2:26380"]
+        );
+    }
+
+    #[test]
+    fn an_empty_sentinel_list_means_no_sentinel() {
+        let s = Settings::load_from(None, env(&[("LCM__REDIS__SENTINELS", "")])).unwrap();
+        assert!(!s.redis.uses_sentinel());
+    }
+
+    #[test]
+    fn a_blank_master_name_is_refused_with_sentinels_only() {
+        let error = Settings::load_from(
+            None,
+            env(&[
+                ("LCM__REDIS__SENTINELS", "s1:26379"),
+                ("LCM__REDIS__SENTINEL_MASTER", " "),
+            ]),
+        )
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("redis.sentinel_master"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -4,13 +4,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use deadpool_redis::redis;
 use deadpool_redis::redis::aio::MultiplexedConnection;
-use deadpool_redis::redis::{self, AsyncConnectionConfig};
-use deadpool_redis::{Manager, Pool, Runtime};
 use tokio::time::Instant;
+
+pub use self::pool::RedisConnection;
+use self::pool::RedisPool;
 
 use crate::service::{CallRecord, Store, StoreError};
 use crate::settings::RedisSettings;
+
+mod pool;
+mod sentinel;
 
 /// Bounds every Redis operation so that a dead or black-holed server can
 /// neither hang a delivery nor hold a pool slot for good. The service's
@@ -19,24 +24,30 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
 const RESPONSE_TIMEOUT: Duration = Duration::from_millis(1000);
 const POOL_WAIT_TIMEOUT: Duration = Duration::from_millis(1000);
 
-/// Reads call records and outcome lists from Redis through a connection pool.
+/// Reads call records and outcome lists from Redis through a connection
+/// pool: to `redis.url`, or to the master Redis Sentinel names.
 #[derive(Clone)]
 pub struct RedisStore {
-    pool: Pool,
+    pool: RedisPool,
     prefix: String,
     shared: Arc<SharedConnections>,
 }
 
-/// Multiplexed connections taken out of the pool and shared by all requests.
+/// Multiplexed connections shared by all requests, refreshed from the pool.
 ///
-/// Taking a connection from deadpool per request costs a PING round trip
-/// (its recycle check), doubling Redis traffic. A multiplexed connection
+/// Taking a connection from the pool per request costs a round trip (its
+/// recycle check), doubling Redis traffic. A multiplexed connection
 /// pipelines concurrent requests by itself, so a few are kept and used in
-/// turn; one that fails is dropped and the pool makes a new one.
+/// turn. Each is taken from the pool again after [`SHARED_REFRESH`], which
+/// runs the pool's check (with Sentinel: is this node still the master?),
+/// and one that fails is dropped at once.
 struct SharedConnections {
-    slots: Vec<Mutex<Option<MultiplexedConnection>>>,
+    slots: Vec<SharedSlot>,
     next: AtomicUsize,
 }
+
+/// How long a shared connection is used before the pool checks it again.
+const SHARED_REFRESH: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -51,19 +62,12 @@ impl RedisStore {
     /// Builds the pool; connections are opened lazily, so this succeeds
     /// while Redis is down.
     pub fn new(settings: &RedisSettings) -> Result<Self, StoreError> {
-        let connection = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT));
-        let manager = Manager::new_with_config(settings.url.as_str(), connection)
-            .map_err(|e| StoreError::Unavailable(format!("redis.url: {:?}", e.kind())))?;
-        let pool = Pool::builder(manager)
-            .max_size(settings.pool_size)
-            .wait_timeout(Some(POOL_WAIT_TIMEOUT))
-            .create_timeout(Some(CONNECT_TIMEOUT))
-            .recycle_timeout(Some(RESPONSE_TIMEOUT))
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| StoreError::Unavailable(format!("redis pool: {e}")))?;
+        let timeouts = pool::Timeouts {
+            connect: CONNECT_TIMEOUT,
+            response: RESPONSE_TIMEOUT,
+            wait: POOL_WAIT_TIMEOUT,
+        };
+        let pool = RedisPool::new(settings, timeouts).map_err(StoreError::Unavailable)?;
         let slots = (0..settings.pool_size).map(|_| Mutex::new(None)).collect();
         Ok(Self {
             pool,
@@ -73,6 +77,15 @@ impl RedisStore {
                 next: AtomicUsize::new(0),
             }),
         })
+    }
+
+    /// With Sentinel, the master's `host:port` the sentinels name now;
+    /// `None` for a plain `redis.url`.
+    pub async fn sentinel_master(&self) -> Result<Option<String>, StoreError> {
+        self.pool
+            .sentinel_master()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("redis sentinel: {e}")))
     }
 
     /// `P:call:<callid>`.
@@ -86,7 +99,7 @@ impl RedisStore {
     }
 
     /// A pooled connection, for commands outside the serving path (`seed`).
-    pub async fn connection(&self) -> Result<deadpool_redis::Connection, StoreError> {
+    pub async fn connection(&self) -> Result<RedisConnection, StoreError> {
         self.pool
             .get()
             .await
@@ -103,15 +116,18 @@ impl RedisStore {
             .map_err(store_error)
     }
 
-    /// A shared connection and its slot, opening one if the slot is empty.
+    /// A shared connection and its slot, taken from the pool when the slot
+    /// is empty or due for a check.
     async fn shared_connection(&self) -> Result<(usize, MultiplexedConnection), StoreError> {
         let slots = &self.shared.slots;
         let slot = self.shared.next.fetch_add(1, Ordering::Relaxed) % slots.len();
-        if let Some(conn) = lock(&slots[slot]).clone() {
-            return Ok((slot, conn));
+        if let Some((taken, conn)) = lock(&slots[slot]).as_ref() {
+            if taken.elapsed() < SHARED_REFRESH {
+                return Ok((slot, conn.clone()));
+            }
         }
-        let conn = deadpool_redis::Connection::take(self.connection().await?);
-        *lock(&slots[slot]) = Some(conn.clone());
+        let conn = (*self.connection().await?).clone();
+        *lock(&slots[slot]) = Some((Instant::now(), conn.clone()));
         Ok((slot, conn))
     }
 
@@ -142,10 +158,10 @@ impl RedisStore {
     }
 }
 
+type SharedSlot = Mutex<Option<(Instant, MultiplexedConnection)>>;
+
 /// The slot's lock; a poisoned one still holds a usable `Option`.
-fn lock(
-    slot: &Mutex<Option<MultiplexedConnection>>,
-) -> MutexGuard<'_, Option<MultiplexedConnection>> {
+fn lock(slot: &SharedSlot) -> MutexGuard<'_, Option<(Instant, MultiplexedConnection)>> {
     slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 

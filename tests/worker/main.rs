@@ -13,4 +13,5 @@ mod parent;
 mod proxy;
 mod routes;
 mod sample;
+mod sentinel;
 mod topology;
