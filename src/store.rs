@@ -39,7 +39,10 @@ impl RedisStore {
         let connection = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT));
-        let manager = Manager::new_with_config(settings.url.as_str(), connection)
+        // `rediss://` gets the CA, client certificate and verification of `redis.tls`.
+        let info = crate::tls::redis_connection_info(&settings.url, &settings.tls)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let manager = Manager::new_with_config(info, connection)
             .map_err(|e| StoreError::Unavailable(format!("redis.url: {:?}", e.kind())))?;
         let pool = Pool::builder(manager)
             .max_size(settings.pool_size)

@@ -19,6 +19,7 @@ use crate::store::RedisStore;
 /// the HTTP address cannot be bound, or the broker refuses the topology.
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     tracing::info!(config = ?settings.redacted(), "starting lcm-worker {}", env!("CARGO_PKG_VERSION"));
+    crate::tls::warn_if_insecure(&settings);
     let settings = Arc::new(settings);
     let store = RedisStore::new(&settings.redis).context("redis")?;
     let service = Arc::new(Service::new(
