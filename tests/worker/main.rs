@@ -3,6 +3,7 @@
 
 mod bench;
 mod cli;
+mod endpoints;
 mod errors;
 mod faults;
 mod harness;
@@ -11,6 +12,7 @@ mod normalisation;
 mod operations;
 mod parent;
 mod proxy;
+mod quorum;
 mod routes;
 mod sample;
 mod topology;
