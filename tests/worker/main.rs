@@ -15,4 +15,7 @@ mod proxy;
 mod quorum;
 mod routes;
 mod sample;
+mod secrets;
+mod tls;
+mod tls_proxy;
 mod topology;
