@@ -401,7 +401,7 @@ mod tests {
         assert!(!s.amqp.tls.insecure_skip_verify);
         assert_eq!(s.amqp.password_file, "");
         assert_eq!(s.redis.password_file, "");
-        assert_eq!(s.amqp_urls(), [s.amqp.url.clone()]);
+        assert_eq!(s.amqp_urls(), [s.amqp.url.as_str()]);
     }
 
     #[test]

@@ -113,7 +113,7 @@ async fn the_worker_fails_over_to_the_second_endpoint_mid_load_and_loses_nothing
     );
     assert_eq!(ready, Some(200));
     assert!(
-        worker.logs().contains(&format!("{}", second.host_port())),
+        worker.logs().contains(&second.host_port()),
         "the attempts' URLs are logged"
     );
     assert!(
