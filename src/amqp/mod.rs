@@ -55,9 +55,11 @@ pub async fn connect_first(
         let tls = &settings.amqp.tls;
         match tokio::time::timeout(timeout, connect(&url, name, tls)).await {
             Ok(Ok(connection)) => return Ok((connection, redacted)),
-            Ok(Err(error)) => failures.push(format!("{redacted}: {error}")),
-            Err(_) => failures.push(format!("{redacted}: timed out after {timeout:?}")),
+            Ok(Err(error)) => failures.push(format!("RabbitMQ at {redacted}: {error}")),
+            Err(_) => failures.push(format!(
+                "RabbitMQ at {redacted}: timed out after {timeout:?}"
+            )),
         }
     }
-    Err(anyhow!("RabbitMQ unreachable: {}", failures.join("; ")))
+    Err(anyhow!("{}", failures.join("; ")))
 }
