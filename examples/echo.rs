@@ -27,7 +27,7 @@ const REPLY: &[u8] = br#"{"channel":"LCM","topic":"WebService","subtopic":"Busin
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::load()?;
     let amqp = &settings.amqp;
-    let connection = connect(&amqp.url, "lcm-echo").await?;
+    let connection = connect(&amqp.url, "lcm-echo", &amqp.tls).await?;
     let channel = connection.create_channel().await?;
     topology::declare(&channel, amqp).await?;
     channel

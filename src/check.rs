@@ -18,15 +18,9 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     println!("configuration: valid (LCM_CONFIG {config})");
 
     let amqp = &settings.amqp;
-    let url = redact_url(&amqp.url);
-    let connection = tokio::time::timeout(
-        PROBE_TIMEOUT,
-        crate::amqp::connect(&amqp.url, "lcm-worker check"),
-    )
-    .await
-    .map_err(|_| anyhow!("timed out after {PROBE_TIMEOUT:?}"))
-    .and_then(|connected| connected.map_err(anyhow::Error::from))
-    .with_context(|| format!("RabbitMQ at {url}"))?;
+    crate::tls::warn_if_insecure(settings);
+    let (connection, url) =
+        crate::amqp::connect_first(settings, "lcm-worker check", PROBE_TIMEOUT).await?;
     println!("rabbitmq: connected to {url}");
     let channel = connection
         .create_channel()

@@ -12,6 +12,9 @@ use serde_json::{json, Value};
 
 use crate::settings::Settings;
 
+/// How long connecting to one broker endpoint may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Direct Reply-to's pseudo-queue.
 const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
 
@@ -32,14 +35,8 @@ pub struct RequestArgs {
 /// reply body.
 pub async fn request(settings: &Settings, args: &RequestArgs) -> anyhow::Result<Value> {
     let amqp = &settings.amqp;
-    let connection = crate::amqp::connect(&amqp.url, "lcm-worker request")
-        .await
-        .with_context(|| {
-            format!(
-                "connecting to RabbitMQ at {}",
-                crate::settings::redact_url(&amqp.url)
-            )
-        })?;
+    let (connection, _) =
+        crate::amqp::connect_first(settings, "lcm-worker request", CONNECT_TIMEOUT).await?;
     let channel = connection.create_channel().await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())

@@ -22,7 +22,10 @@
 //!   modules that speak AMQP).
 //! - [`http`] and [`health`]: `/healthz`, `/readyz`, `/metrics`.
 //!
-//! Plumbing: [`settings`] (layered configuration), [`telemetry`] (logs and
+//! - [`tls`]: rustls configurations from the `*.tls.*` files, for lapin and Redis.
+//!
+//! Plumbing: [`settings`] (layered configuration), [`secrets`] (password
+//! files into URLs), [`telemetry`] (logs and
 //! metrics), [`shutdown`] (signals), [`worker`] (the entry point that wires
 //! it all), [`seed`] (the `seed` command), [`client`] (the `request` command),
 //! [`check`] (the `check` command), [`bench`] (the `bench` command: load
@@ -40,10 +43,12 @@ pub mod outcomes;
 pub mod protocol;
 pub mod requests;
 pub mod routing;
+pub mod secrets;
 pub mod seed;
 pub mod service;
 pub mod settings;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod worker;

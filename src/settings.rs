@@ -33,6 +33,13 @@ pub struct Settings {
 pub struct AmqpSettings {
     /// Broker URL; may hold a password, so never log it unredacted.
     pub url: String,
+    /// Broker endpoints (cluster nodes); when non-empty, used instead of
+    /// `url`. May hold passwords, like `url`.
+    pub urls: Vec<String>,
+    /// File whose content (trimmed) replaces the password of every AMQP URL.
+    pub password_file: String,
+    /// TLS of `amqps://` connections.
+    pub tls: TlsSettings,
     /// Topic exchange requesters publish to, routing key = their source.
     pub request_exchange: String,
     /// The queue every replica consumes.
@@ -47,6 +54,8 @@ pub struct AmqpSettings {
     pub dead_letter_queue: String,
     /// `x-queue-type` of the request queue.
     pub queue_type: QueueType,
+    /// `x-delivery-limit` of a quorum request queue; 0 leaves it unset.
+    pub delivery_limit: u32,
     /// Deliveries in hand at once (`basic.qos`).
     pub prefetch: u16,
     /// `app_id` of the replies.
@@ -79,6 +88,10 @@ impl QueueType {
 pub struct RedisSettings {
     /// Redis URL; may hold a password, so never log it unredacted.
     pub url: String,
+    /// File whose content (trimmed) replaces the password of the Redis URL.
+    pub password_file: String,
+    /// TLS of `rediss://` connections.
+    pub tls: TlsSettings,
     /// `P` in the key names of section 6.
     pub key_prefix: String,
     /// Connections in the pool.
@@ -116,6 +129,20 @@ impl RedisSettings {
     pub fn uses_sentinel(&self) -> bool {
         !self.sentinel_urls().is_empty()
     }
+}
+
+/// `amqp.tls.*` and `redis.tls.*`: an empty path means unset.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM file of the CA(s) to trust instead of the system's roots.
+    pub ca_file: String,
+    /// PEM client certificate (chain) for mutual TLS; needs `key_file`.
+    pub cert_file: String,
+    /// PEM private key of `cert_file`.
+    pub key_file: String,
+    /// Accept any server certificate. For experiments only.
+    pub insecure_skip_verify: bool,
 }
 
 /// `limits.*`.
@@ -167,6 +194,9 @@ impl Default for Settings {
         Self {
             amqp: AmqpSettings {
                 url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+                urls: Vec::new(),
+                password_file: String::new(),
+                tls: TlsSettings::default(),
                 request_exchange: "lcm.requests".into(),
                 request_queue: "lcm.business_outcome".into(),
                 bindings: vec!["#".into()],
@@ -174,11 +204,14 @@ impl Default for Settings {
                 dead_letter_exchange: "lcm.dead".into(),
                 dead_letter_queue: "lcm.business_outcome.dead".into(),
                 queue_type: QueueType::Classic,
+                delivery_limit: 5,
                 prefetch: 64,
                 app_id: "lcm-outcome-worker".into(),
             },
             redis: RedisSettings {
                 url: "redis://127.0.0.1:6379".into(),
+                password_file: String::new(),
+                tls: TlsSettings::default(),
                 key_prefix: "lcm".into(),
                 pool_size: 16,
                 outcome_cache_ms: 1000,
@@ -216,6 +249,15 @@ pub enum SettingsError {
     },
 }
 
+impl From<crate::tls::TlsError> for SettingsError {
+    fn from(error: crate::tls::TlsError) -> Self {
+        Self::Invalid {
+            key: error.key,
+            reason: error.reason,
+        }
+    }
+}
+
 impl Settings {
     /// Loads from the files and the process environment.
     pub fn load() -> Result<Self, SettingsError> {
@@ -242,8 +284,12 @@ impl Settings {
             .list_separator(",")
             .with_list_parse_key("amqp.bindings")
             .with_list_parse_key("redis.sentinels")
+            .with_list_parse_key("amqp.urls")
             .source(environment);
-        let settings: Settings = builder.add_source(env).build()?.try_deserialize()?;
+        let mut settings: Settings = builder.add_source(env).build()?.try_deserialize()?;
+        // `LCM__AMQP__URLS=` (empty) means no list, not one empty URL.
+        settings.amqp.urls.retain(|url| !url.trim().is_empty());
+        crate::secrets::resolve(&mut settings)?;
         settings.validate()?;
         Ok(settings)
     }
@@ -259,6 +305,13 @@ impl Settings {
         if let Err(error) = self.amqp.url.parse::<lapin::uri::AMQPUri>() {
             return invalid("amqp.url", &format!("not an AMQP URL ({error})"));
         }
+        for url in &self.amqp.urls {
+            if let Err(error) = url.parse::<lapin::uri::AMQPUri>() {
+                return invalid("amqp.urls", &format!("not an AMQP URL ({error})"));
+            }
+        }
+        crate::tls::check(&self.amqp.tls, &crate::tls::AMQP_KEYS)?;
+        crate::tls::check(&self.redis.tls, &crate::tls::REDIS_KEYS)?;
         if let Err(error) = deadpool_redis::redis::Client::open(self.redis.url.as_str()) {
             return invalid(
                 "redis.url",
@@ -319,6 +372,15 @@ impl Settings {
         Ok(())
     }
 
+    /// The broker endpoints: `amqp.urls`, or `amqp.url` alone when that is empty.
+    pub fn amqp_urls(&self) -> Vec<String> {
+        if self.amqp.urls.is_empty() {
+            vec![self.amqp.url.clone()]
+        } else {
+            self.amqp.urls.clone()
+        }
+    }
+
     /// The per-request deadline.
     pub fn request_deadline(&self) -> Duration {
         Duration::from_millis(self.limits.request_deadline_ms)
@@ -338,6 +400,7 @@ impl Settings {
     pub fn redacted(&self) -> Self {
         let mut copy = self.clone();
         copy.amqp.url = redact_url(&copy.amqp.url);
+        copy.amqp.urls = copy.amqp.urls.iter().map(|u| redact_url(u)).collect();
         copy.redis.url = redact_url(&copy.redis.url);
         copy.redis.sentinels = copy
             .redis
@@ -399,6 +462,48 @@ mod tests {
         assert_eq!(s.shutdown.grace_ms, 10000);
         assert_eq!(s.http.addr.to_string(), "0.0.0.0:8080");
         assert_eq!(s.log.format, LogFormat::Text);
+        assert!(s.amqp.urls.is_empty());
+        assert_eq!(s.amqp.delivery_limit, 5);
+        assert_eq!(s.amqp.tls, TlsSettings::default());
+        assert_eq!(s.redis.tls, TlsSettings::default());
+        assert!(!s.amqp.tls.insecure_skip_verify);
+        assert_eq!(s.amqp.password_file, "");
+        assert_eq!(s.redis.password_file, "");
+        assert_eq!(s.amqp_urls(), [s.amqp.url.as_str()]);
+    }
+
+    #[test]
+    fn a_list_of_broker_urls_replaces_the_single_url() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                (
+                    "LCM__AMQP__URLS",
+                    "amqp://u:p1@node1:5672/%2f,amqps://u:p2@node2:5671/%2f",
+                ),
+                ("LCM__AMQP__DELIVERY_LIMIT", "3"),
+                ("LCM__AMQP__TLS__INSECURE_SKIP_VERIFY", "true"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            s.amqp_urls(),
+            ["amqp://u:p1@node1:5672/%2f", "amqps://u:p2@node2:5671/%2f"]
+        );
+        assert_eq!(s.amqp.delivery_limit, 3);
+        assert!(s.amqp.tls.insecure_skip_verify);
+        let shown = s.redacted();
+        assert_eq!(
+            shown.amqp.urls,
+            [
+                "amqp://u:***@node1:5672/%2f",
+                "amqps://u:***@node2:5671/%2f"
+            ]
+        );
+        assert!(!format!("{shown:?}").contains("p1"));
+
+        let empty = Settings::load_from(None, env(&[("LCM__AMQP__URLS", "")])).unwrap();
+        assert!(empty.amqp.urls.is_empty());
     }
 
     #[test]
@@ -470,6 +575,19 @@ mod tests {
             ("LCM__AMQP__REQUEST_QUEUE", " ", "amqp.request_queue"),
             ("LCM__REDIS__SENTINELS", "a,b", "redis.sentinels"),
             ("LCM__REDIS__SENTINELS", "http://a:1", "redis.sentinels"),
+            ("LCM__AMQP__URLS", "amqp://a/%2f,http://b", "amqp.urls"),
+            ("LCM__AMQP__DELIVERY_LIMIT", "-1", "amqp.delivery_limit"),
+            (
+                "LCM__AMQP__TLS__CA_FILE",
+                "/nonexistent/ca.pem",
+                "amqp.tls.ca_file",
+            ),
+            ("LCM__REDIS__TLS__CERT_FILE", "/x.pem", "redis.tls.key_file"),
+            (
+                "LCM__REDIS__TLS__INSECURE_SKIP_VERIFY",
+                "maybe",
+                "redis.tls.insecure_skip_verify",
+            ),
         ];
         for (var, value, key) in cases {
             let error = Settings::load_from(None, env(&[(var, value)])).unwrap_err();

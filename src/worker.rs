@@ -19,8 +19,17 @@ use crate::store::RedisStore;
 /// the HTTP address cannot be bound, or the broker refuses the topology.
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     tracing::info!(config = ?settings.redacted(), "starting lcm-worker {}", env!("CARGO_PKG_VERSION"));
+    crate::tls::warn_if_insecure(&settings);
     let settings = Arc::new(settings);
     let store = RedisStore::new(&settings.redis).context("redis")?;
+    // Say at once when Redis cannot be reached (a TLS or certificate error
+    // included); /readyz keeps reporting it.
+    let probe = store.clone();
+    tokio::spawn(async move {
+        if let Err(error) = probe.ping().await {
+            tracing::warn!(%error, "Redis not answering at start-up");
+        }
+    });
     let service = Arc::new(
         Service::new(
             store.clone(),

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{field, Instrument};
 
+use super::endpoints::{Endpoint, Endpoints};
 use super::publisher::{publish, Published, Reply};
 use super::topology::{self, TopologyError};
 use crate::backoff::Backoff;
@@ -42,42 +43,62 @@ pub enum ConsumeError {
 }
 
 /// Consumes until `shutdown` is cancelled, reconnecting whenever the
-/// connection or channel is lost.
+/// connection or channel is lost: each attempt goes to the next endpoint,
+/// and a full round of failed attempts counts as one backoff step.
 pub async fn run<S: Store>(
     settings: Arc<Settings>,
     service: Arc<Service<S>>,
     readiness: Readiness,
     shutdown: CancellationToken,
 ) -> Result<(), ConsumeError> {
-    let redacted_url = crate::settings::redact_url(&settings.amqp.url);
+    let mut endpoints = Endpoints::shuffled(settings.amqp_urls());
+    let round = endpoints.len();
     let mut backoff = Backoff::new(RECONNECT_START, RECONNECT_CAP);
     let mut served_once = false;
     let mut attempt: u64 = 0;
+    // Failed attempts since the last full round (or since consuming).
+    let mut failed_in_round = 0;
     while !shutdown.is_cancelled() {
         attempt += 1;
+        let endpoint = endpoints.next_endpoint();
         let session = Session {
             settings: &settings,
             service: &service,
             readiness: &readiness,
             shutdown: &shutdown,
         };
-        match session.run(&redacted_url, &mut backoff).await {
+        match session.run(endpoint, &mut backoff).await {
             Ok(()) => return Ok(()),
             Err(SessionError::Topology(error)) if !served_once && error.refused_by_broker() => {
                 return Err(error.into());
             }
-            Err(SessionError::Lost { consumed }) => served_once |= consumed,
+            Err(SessionError::Lost { consumed }) => {
+                served_once |= consumed;
+                if consumed {
+                    failed_in_round = 0;
+                }
+            }
             Err(SessionError::Topology(error)) => {
                 tracing::error!(%error, "topology declaration failed; retrying");
             }
         }
         metrics::counter!("lcm_amqp_reconnects_total").increment(1);
+        failed_in_round += 1;
+        if failed_in_round < round {
+            tracing::warn!(
+                url = endpoint.redacted,
+                attempt,
+                "AMQP connection lost or unavailable; trying the next endpoint"
+            );
+            continue;
+        }
+        failed_in_round = 0;
         let pause = backoff.next_pause();
         tracing::warn!(
-            url = %redacted_url,
+            url = endpoint.redacted,
             attempt,
             pause_ms = pause.as_millis() as u64,
-            "AMQP connection lost or unavailable; reconnecting"
+            "AMQP connection lost or unavailable on every endpoint; reconnecting"
         );
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -104,15 +125,17 @@ struct Session<'a, S> {
 }
 
 impl<S: Store> Session<'_, S> {
-    async fn run(&self, url: &str, backoff: &mut Backoff) -> Result<(), SessionError> {
+    async fn run(&self, endpoint: Endpoint<'_>, backoff: &mut Backoff) -> Result<(), SessionError> {
         let lost = |consumed| SessionError::Lost { consumed };
         let amqp = &self.settings.amqp;
-        let connection =
-            tokio::time::timeout(CONNECT_TIMEOUT, super::connect(&amqp.url, &amqp.app_id))
-                .await
-                .map_err(|_| tracing::warn!(url, "AMQP connect timed out"))
-                .and_then(|r| r.map_err(|error| tracing::warn!(url, %error, "AMQP connect failed")))
-                .map_err(|()| lost(false))?;
+        let url = endpoint.redacted;
+        tracing::info!(url, endpoint = endpoint.index, "connecting to RabbitMQ");
+        let connect = super::connect(endpoint.url, &amqp.app_id, &amqp.tls);
+        let connection = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+            .await
+            .map_err(|_| tracing::warn!(url, "AMQP connect timed out"))
+            .and_then(|r| r.map_err(|error| tracing::warn!(url, %error, "AMQP connect failed")))
+            .map_err(|()| lost(false))?;
         let channel = open_channel(&connection, self.settings).await?;
         // An empty tag lets RabbitMQ choose one unique on the channel.
         let consumer = channel

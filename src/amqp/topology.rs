@@ -5,7 +5,7 @@ use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptio
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, ExchangeKind};
 
-use crate::settings::AmqpSettings;
+use crate::settings::{AmqpSettings, QueueType};
 
 /// A declaration failed; the message names the object and, for a
 /// mismatch, the broker's words about the differing argument.
@@ -74,11 +74,19 @@ pub async fn declare(
         "x-dead-letter-exchange".into(),
         long_string(&amqp.dead_letter_exchange),
     );
+    // A quorum queue counts redeliveries: past the limit a poison message
+    // (one that keeps killing workers) is dead-lettered instead of looping.
+    let mut limit = String::new();
+    if amqp.queue_type == QueueType::Quorum && amqp.delivery_limit > 0 {
+        let value = i64::from(amqp.delivery_limit);
+        arguments.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(value));
+        limit = format!(", x-delivery-limit={value}");
+    }
     let declared = channel
         .queue_declare(queue.as_str().into(), durable_queue, arguments)
         .await
         .map_err(failed(format!(
-            "request queue `{queue}` (durable, x-queue-type={}, x-dead-letter-exchange={})",
+            "request queue `{queue}` (durable, x-queue-type={}, x-dead-letter-exchange={}{limit})",
             amqp.queue_type.as_str(),
             amqp.dead_letter_exchange
         )))?;

@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use self::data::DataSet;
 use self::load::{Plan, Stop};
 use self::report::{Mode, Report};
-use crate::settings::{redact_url, Settings};
+use crate::settings::Settings;
 use crate::store::RedisStore;
 
 /// The seeded keys expire after this long even if the bench cannot remove
@@ -135,9 +135,8 @@ pub async fn run(settings: &Settings, args: &BenchArgs) -> anyhow::Result<Report
         check_bodies: !args.no_check,
     };
     let amqp = &settings.amqp;
-    let connection = crate::amqp::connect(&amqp.url, "lcm-worker bench")
-        .await
-        .with_context(|| format!("connecting to RabbitMQ at {}", redact_url(&amqp.url)))?;
+    let (connection, _) =
+        crate::amqp::connect_first(settings, "lcm-worker bench", Duration::from_secs(10)).await?;
     let channel = connection.create_channel().await?;
     check_exchange(&channel, &amqp.request_exchange).await?;
     let store = RedisStore::new(&settings.redis)?;

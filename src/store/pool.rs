@@ -42,9 +42,11 @@ impl RedisPool {
                 .map_err(|e| format!("redis.sentinels: {:?}", e.kind()))?;
             Ok(Self::Sentinel(build(manager, settings, timeouts)?))
         } else {
-            let manager =
-                deadpool_redis::Manager::new_with_config(settings.url.as_str(), connection)
-                    .map_err(|e| format!("redis.url: {:?}", e.kind()))?;
+            // `rediss://` gets the CA, client certificate and verification of `redis.tls`.
+            let info = crate::tls::redis_connection_info(&settings.url, &settings.tls)
+                .map_err(|e| e.to_string())?;
+            let manager = deadpool_redis::Manager::new_with_config(info, connection)
+                .map_err(|e| format!("redis.url: {:?}", e.kind()))?;
             Ok(Self::Plain(build(manager, settings, timeouts)?))
         }
     }

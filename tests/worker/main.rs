@@ -3,6 +3,7 @@
 
 mod bench;
 mod cli;
+mod endpoints;
 mod errors;
 mod faults;
 mod harness;
@@ -11,7 +12,11 @@ mod normalisation;
 mod operations;
 mod parent;
 mod proxy;
+mod quorum;
 mod routes;
 mod sample;
+mod secrets;
 mod sentinel;
+mod tls;
+mod tls_proxy;
 mod topology;

@@ -2,6 +2,7 @@
 //! Redis, and on command cuts every connection, stops forwarding bytes
 //! (a black hole), or refuses new connections (a broker that is down).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -28,6 +29,8 @@ pub struct Proxy {
     /// Cancelled to cut the current connections; replaced afterwards.
     generation: Arc<Mutex<CancellationToken>>,
     stop: CancellationToken,
+    /// Connections relayed to the upstream now.
+    open: Arc<AtomicUsize>,
 }
 
 impl Proxy {
@@ -41,6 +44,8 @@ impl Proxy {
         let upstream = upstream.to_owned();
         let gens = generation.clone();
         let stopped = stop.clone();
+        let open = Arc::new(AtomicUsize::new(0));
+        let counter = open.clone();
         tokio::spawn(async move {
             loop {
                 let (client, _) = tokio::select! {
@@ -56,7 +61,15 @@ impl Proxy {
                 }
                 let cut = gens.lock().unwrap().clone();
                 let stop = stopped.clone();
-                tokio::spawn(relay(client, upstream.clone(), mode_rx.clone(), cut, stop));
+                let counter = counter.clone();
+                tokio::spawn(relay(
+                    client,
+                    upstream.clone(),
+                    mode_rx.clone(),
+                    cut,
+                    stop,
+                    counter,
+                ));
             }
         });
         Proxy {
@@ -64,7 +77,13 @@ impl Proxy {
             mode: mode_tx,
             generation,
             stop,
+            open,
         }
+    }
+
+    /// Connections relayed to the upstream now (connected and not cut).
+    pub fn connections(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
     }
 
     /// Changes what the proxy does from now on.
@@ -98,6 +117,7 @@ async fn relay(
     mode: watch::Receiver<Mode>,
     cut: CancellationToken,
     stop: CancellationToken,
+    open: Arc<AtomicUsize>,
 ) {
     // A black hole also swallows new connections: wait before dialling.
     let mut waiting = mode.clone();
@@ -109,6 +129,7 @@ async fn relay(
     let Ok(server) = TcpStream::connect(&upstream).await else {
         return;
     };
+    open.fetch_add(1, Ordering::SeqCst);
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
     tokio::select! {
@@ -117,6 +138,7 @@ async fn relay(
         _ = pump(client_read, server_write, mode.clone()) => {}
         _ = pump(server_read, client_write, mode) => {}
     }
+    open.fetch_sub(1, Ordering::SeqCst);
     // Dropping both halves closes both sockets.
 }
 

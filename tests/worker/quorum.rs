@@ -1,0 +1,117 @@
+//! `amqp.queue_type = quorum`: the request queue is a quorum queue with a
+//! delivery limit, and a poison message (one that keeps killing workers)
+//! ends in the dead-letter queue instead of looping.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::options::{BasicConsumeOptions, BasicNackOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+
+use crate::harness::*;
+
+const QUORUM: [(&str, &str); 2] = [
+    ("LCM__AMQP__QUEUE_TYPE", "quorum"),
+    ("LCM__AMQP__DELIVERY_LIMIT", "2"),
+];
+
+/// `type` and `arguments` of `queue` as `rabbitmqctl` lists them.
+async fn queue_type_and_arguments(queue: &str) -> String {
+    let output = tokio::process::Command::new("rabbitmqctl")
+        .args(["list_queues", "-q", "name", "type", "arguments"])
+        .output()
+        .await
+        .expect("rabbitmqctl");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find(|line| line.split('\t').next() == Some(queue))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_quorum_request_queue_with_a_delivery_limit_serves_requests() {
+    let env = TestEnv::new("quorum").await;
+    env.seed_sample().await;
+    let _worker = env.start_worker(&QUORUM).await;
+    let mut requester = env.requester("desk").await;
+    let reply = requester.request(&sample_request("desk")).await;
+    assert_eq!(
+        reply.body["subtopic"], "BusinessOutCome",
+        "{:?}",
+        reply.body
+    );
+
+    let listed = queue_type_and_arguments(&env.names.request_queue).await;
+    println!("quorum queue as listed: {listed}");
+    assert!(listed.contains("quorum"), "{listed}");
+    assert!(listed.contains("x-delivery-limit"), "{listed}");
+}
+
+#[tokio::test]
+async fn a_message_that_keeps_killing_workers_is_dead_lettered_after_the_delivery_limit() {
+    let env = TestEnv::new("poison").await;
+    // The worker declares the topology, then stops: the test plays the
+    // crashing workers.
+    let worker = env.start_worker(&QUORUM).await;
+    assert!(worker.terminate().await.success());
+    let body = br#"{"poison":"kills the handler"}"#;
+    env.publish_raw("desk", body, BasicProperties::default())
+        .await;
+
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let mut consumer = channel
+        .basic_consume(
+            env.names.request_queue.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    // Each "crash" returns the message to the queue, as a worker dying with
+    // it in hand does.
+    let mut deliveries = Vec::new();
+    while let Ok(Some(Ok(delivery))) =
+        tokio::time::timeout(Duration::from_secs(2), consumer.next()).await
+    {
+        let count = delivery
+            .properties
+            .headers()
+            .as_ref()
+            .and_then(|h| h.inner().get("x-delivery-count").cloned());
+        deliveries.push(match count {
+            Some(AMQPValue::LongLongInt(n)) => n,
+            Some(AMQPValue::LongInt(n)) => i64::from(n),
+            _ => 0,
+        });
+        assert!(deliveries.len() <= 10, "the message keeps looping");
+        delivery
+            .acker
+            .nack(BasicNackOptions {
+                requeue: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let _ = connection.close(200, "done".into()).await;
+
+    let dead = env.dead_lettered().await;
+    println!(
+        "poison message: delivered {} times (x-delivery-count {deliveries:?}), then dead-lettered: {}",
+        deliveries.len(),
+        dead.is_some()
+    );
+    assert_eq!(dead.as_deref(), Some(&body[..]));
+    assert_eq!(
+        deliveries.len(),
+        3,
+        "delivery limit 2: the first delivery and 2 redeliveries"
+    );
+    assert_eq!(env.ready_count(&env.names.request_queue).await, 0);
+}
