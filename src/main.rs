@@ -66,7 +66,10 @@ fn main() -> ExitCode {
         }
     };
     telemetry::init_logs(settings.log.format);
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("lcm-worker: cannot start the runtime: {error}");

@@ -3,7 +3,10 @@
 
 use std::sync::OnceLock;
 
+use std::time::Duration;
+
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 use crate::settings::LogFormat;
@@ -47,4 +50,18 @@ pub fn metrics_handle() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// Folds buffered histogram samples into their buckets every second until
+/// `shutdown`. The exporter keeps every sample until a scrape or an
+/// upkeep, so without this an unscraped worker's memory grows with its
+/// traffic.
+pub async fn metrics_upkeep(handle: PrometheusHandle, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => handle.run_upkeep(),
+        }
+    }
 }

@@ -43,10 +43,15 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         .await
         .with_context(|| format!("binding http.addr {}", settings.http.addr))?;
     tracing::info!(addr = %listener.local_addr()?, "serving /healthz, /readyz and /metrics");
+    let metrics = crate::telemetry::metrics_handle();
+    tokio::spawn(crate::telemetry::metrics_upkeep(
+        metrics.clone(),
+        shutdown.clone(),
+    ));
     let state = HttpState {
         readiness: readiness.clone(),
         store,
-        metrics: crate::telemetry::metrics_handle(),
+        metrics,
     };
     let http = tokio::spawn(http::serve(listener, state, shutdown.clone()));
     let consumed = consumer::run(settings, service, readiness, shutdown.clone()).await;
