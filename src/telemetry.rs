@@ -52,12 +52,12 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Folds buffered histogram samples into their buckets every second until
+/// Folds buffered histogram samples into their buckets four times a second until
 /// `shutdown`. The exporter keeps every sample until a scrape or an
 /// upkeep, so without this an unscraped worker's memory grows with its
 /// traffic.
 pub async fn metrics_upkeep(handle: PrometheusHandle, shutdown: CancellationToken) {
-    let mut every = tokio::time::interval(Duration::from_secs(1));
+    let mut every = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
