@@ -26,7 +26,9 @@ ARG RUST_VERSION=1
 FROM rust:${RUST_VERSION}-slim-bookworm AS builder
 WORKDIR /build
 
-# Sources are bind-mounted from the build context rather than copied, and the
+# Sources are bind-mounted from the build context rather than copied (benches/
+# too: Cargo.toml declares a bench target, and cargo refuses a manifest whose
+# declared targets are missing), and the
 # cargo registry and target/ are cache mounts kept between builds: the first
 # build compiles every dependency, later builds recompile only what changed.
 # target/ is unmounted when this step ends, so the binary is copied out of it.
@@ -34,6 +36,7 @@ WORKDIR /build
 RUN --mount=type=bind,source=Cargo.toml,target=Cargo.toml \
     --mount=type=bind,source=Cargo.lock,target=Cargo.lock \
     --mount=type=bind,source=src,target=src \
+    --mount=type=bind,source=benches,target=benches \
     --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/build/target,sharing=locked \
     cargo build --release --locked --bin lcm-worker \

@@ -4,6 +4,7 @@
 # prints one table of medians with lcm-worker's ratio to echo.
 #
 #   bench/compare.sh [ROUNDS] [SECONDS]      # defaults: 3 rounds of 10 s per load
+#   LCM_COMPARE_WORKER=path/to/lcm-worker bench/compare.sh   # measure another build
 #
 # Needs RabbitMQ and Redis as configured (defaults: 127.0.0.1), `rabbitmqctl`
 # and python3. Uses its own queue, exchange and key names, removed at the end.
@@ -14,6 +15,7 @@ seconds=${2:-10}
 
 cargo build --release --quiet --bin lcm-worker --example echo
 bin=target/release/lcm-worker
+worker_bin=${LCM_COMPARE_WORKER:-$bin}
 echo_bin=target/release/examples/echo
 run="compare-$$"
 export LCM__AMQP__REQUEST_EXCHANGE="$run.requests" LCM__AMQP__REQUEST_QUEUE="$run.queue" \
@@ -46,7 +48,7 @@ wait_consuming() { # pid
 
 measure() { # round target
   local round=$1 target=$2 flags=()
-  if [[ $target == echo ]]; then "$echo_bin" 2>>"$out/echo.log" & else "$bin" 2>>"$out/worker.log" & fi
+  if [[ $target == echo ]]; then "$echo_bin" 2>>"$out/echo.log" & else "$worker_bin" 2>>"$out/worker.log" & fi
   target_pid=$!
   [[ $target == echo ]] && flags=(--no-check)
   wait_consuming "$target_pid"
