@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use futures_util::StreamExt;
-use lapin::options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions};
-use lapin::types::FieldTable;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Confirmation};
 use serde_json::{json, Value};
 
@@ -14,9 +13,6 @@ use crate::settings::Settings;
 
 /// How long connecting to one broker endpoint may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Direct Reply-to's pseudo-queue.
-const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
 
 /// What to ask.
 #[derive(Debug, Clone)]
@@ -42,17 +38,7 @@ pub async fn request(settings: &Settings, args: &RequestArgs) -> anyhow::Result<
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
     // Direct Reply-to: consume the pseudo-queue, without acks, before publishing.
-    let mut replies = channel
-        .basic_consume(
-            DIRECT_REPLY_TO.into(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
+    let mut replies = crate::amqp::consume_direct_reply_to(&channel).await?;
     let correlation_id = format!("lcm-cli-{}-{}", std::process::id(), now_micros());
     let body = json!({
         "channel": "LCM", "topic": "WebService", "subtopic": "GetBusinessOutcome",
@@ -61,7 +47,7 @@ pub async fn request(settings: &Settings, args: &RequestArgs) -> anyhow::Result<
     });
     let properties = BasicProperties::default()
         .with_content_type("application/json".into())
-        .with_reply_to(DIRECT_REPLY_TO.into())
+        .with_reply_to(crate::amqp::DIRECT_REPLY_TO.into())
         .with_correlation_id(correlation_id.as_str().into());
     let confirmation = channel
         .basic_publish(

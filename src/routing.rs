@@ -1,6 +1,7 @@
 //! Where a reply goes (PROTOCOL.md section 4). Pure.
 
-/// Prefix of RabbitMQ's Direct Reply-to pseudo-queue names.
+/// Prefix of RabbitMQ's Direct Reply-to pseudo-queue names (kept here, not
+/// taken from `amqp`, so that this module stays free of AMQP code).
 const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
 
 /// The AMQP properties of a request that decide how it is answered.

@@ -16,6 +16,26 @@ use lapin::{Connection, ConnectionProperties};
 
 use crate::settings::{Settings, TlsSettings};
 
+/// RabbitMQ's Direct Reply-to pseudo-queue: a requester consumes it and
+/// names it in `reply_to`; the broker routes the reply back on the channel.
+pub const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
+
+/// Consumes Direct Reply-to on `channel`, without acks (the broker allows
+/// no other way). Requests must then be published on the same channel.
+pub async fn consume_direct_reply_to(channel: &lapin::Channel) -> lapin::Result<lapin::Consumer> {
+    channel
+        .basic_consume(
+            DIRECT_REPLY_TO.into(),
+            "".into(),
+            lapin::options::BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+}
+
 /// Opens a connection named after the worker, so operators can tell it
 /// apart in the management UI. `amqps://` URLs use the rustls
 /// configuration of `tls` (`amqp.tls.*`).

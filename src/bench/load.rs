@@ -16,17 +16,13 @@ use anyhow::{bail, Context};
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
-use lapin::options::{BasicConsumeOptions, BasicPublishOptions};
-use lapin::types::FieldTable;
+use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Channel};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use super::data::DataSet;
 use super::report::{latency_histogram, record_latency, Mode, Tally};
-
-/// Direct Reply-to's pseudo-queue.
-const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
 
 /// How many wrong replies are logged one by one; the rest are only counted.
 const WRONG_LOGGED: u64 = 5;
@@ -95,16 +91,7 @@ pub async fn run(
     progress: &ProgressBar,
     cancel: &CancellationToken,
 ) -> anyhow::Result<Tally> {
-    let mut replies = channel
-        .basic_consume(
-            DIRECT_REPLY_TO.into(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
+    let mut replies = crate::amqp::consume_direct_reply_to(channel)
         .await
         .context("consuming Direct Reply-to")?;
     let start = Instant::now();
@@ -254,7 +241,7 @@ impl Load<'_> {
         let correlation_id = format!("{}{seq}", self.prefix);
         let properties = BasicProperties::default()
             .with_content_type("application/json".into())
-            .with_reply_to(DIRECT_REPLY_TO.into())
+            .with_reply_to(crate::amqp::DIRECT_REPLY_TO.into())
             .with_correlation_id(correlation_id.into());
         // No publisher confirms: they would add broker work that a plain
         // requester does not need, and a request that goes nowhere shows up

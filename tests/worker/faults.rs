@@ -21,17 +21,26 @@ fn redis_through(proxy: &Proxy) -> String {
     format!("redis://{}", proxy.host_port())
 }
 
-/// The prefetch of each consumer on `queue`, as RabbitMQ reports it.
-async fn consumer_prefetches(queue: &str) -> Vec<u32> {
+/// The rows of a `rabbitmqctl list_* -q` listing, split at the first tab.
+async fn rabbitmqctl_rows(args: &[&str]) -> Vec<(String, String)> {
     let output = tokio::process::Command::new("rabbitmqctl")
-        .args(["list_consumers", "-q", "queue_name", "prefetch_count"])
+        .args(args)
         .output()
         .await
         .expect("rabbitmqctl");
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| line.split_once('\t'))
-        .filter(|(name, _)| *name == queue)
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .collect()
+}
+
+/// The prefetch of each consumer on `queue`, as RabbitMQ reports it.
+async fn consumer_prefetches(queue: &str) -> Vec<u32> {
+    rabbitmqctl_rows(&["list_consumers", "-q", "queue_name", "prefetch_count"])
+        .await
+        .into_iter()
+        .filter(|(name, _)| name == queue)
         .filter_map(|(_, prefetch)| prefetch.trim().parse().ok())
         .collect()
 }
@@ -158,16 +167,11 @@ async fn the_prefetch_is_the_same_after_a_reconnect() {
 /// The broker's ids (Erlang pids) of the open connections whose client
 /// named them with a name containing `marker`.
 async fn connections_named(marker: &str) -> Vec<String> {
-    let output = tokio::process::Command::new("rabbitmqctl")
-        .args(["list_connections", "-q", "pid", "client_properties"])
-        .output()
+    rabbitmqctl_rows(&["list_connections", "-q", "pid", "client_properties"])
         .await
-        .expect("rabbitmqctl");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| line.split_once('\t'))
+        .into_iter()
         .filter(|(_, properties)| properties.contains(&format!("{{\"connection_name\",\"{marker}")))
-        .map(|(pid, _)| pid.to_owned())
+        .map(|(pid, _)| pid)
         .collect()
 }
 
