@@ -626,7 +626,8 @@ impl Worker {
     }
 }
 
-fn free_port() -> u16 {
+/// A TCP port free on 127.0.0.1 now (for a worker or a private Redis).
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

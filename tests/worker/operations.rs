@@ -122,11 +122,7 @@ impl PrivateRedis {
 #[tokio::test]
 async fn readyz_is_503_while_redis_is_stopped_and_200_once_it_is_back() {
     let env = TestEnv::new("readyz").await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let redis = PrivateRedis::start(port).await;
     let worker = env
         .start_worker(&[("LCM__REDIS__URL", &format!("redis://127.0.0.1:{port}"))])

@@ -20,14 +20,6 @@ const MASTER_NAME: &str = "mymaster";
 /// plus an election first).
 const FAILOVER_WAIT: Duration = Duration::from_secs(30);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A master, a replica of it and three sentinels watching them, all
 /// killed when dropped; their files live in a private directory.
 struct RedisHa {
