@@ -5,8 +5,10 @@
 //! with an in-memory store.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use tokio::time::Instant;
 
 use crate::backoff::Backoff;
@@ -121,6 +123,21 @@ impl<S: Store> Service<S> {
     /// The store this service reads.
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    /// As [`Service::handle`], but a panic while deciding becomes `None`,
+    /// so that one poisoned message cannot take the worker down: the caller
+    /// dead-letters it.
+    pub async fn handle_guarded(
+        &self,
+        body: &[u8],
+        properties: &RequestProperties,
+        received: Instant,
+    ) -> Option<Handled> {
+        AssertUnwindSafe(self.handle(body, properties, received))
+            .catch_unwind()
+            .await
+            .ok()
     }
 
     /// Decides the reply to one request received at `received`.
@@ -444,6 +461,42 @@ mod tests {
             reply["message"]["errorMessage"],
             "Corrupt business outcome data for Campaign ID:3"
         );
+    }
+
+    /// A store whose call lookup panics for one callid.
+    struct PanickingStore(MemoryStore);
+
+    impl Store for PanickingStore {
+        async fn call(&self, callid: &str) -> Result<Option<CallRecord>, StoreError> {
+            assert_ne!(callid, "boom", "a handler fault");
+            self.0.call(callid).await
+        }
+        async fn outcome_list(&self, campaign_id: &str) -> Result<Option<String>, StoreError> {
+            self.0.outcome_list(campaign_id).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_while_deciding_is_caught_and_the_next_request_served() {
+        let service = Service::new(
+            PanickingStore(MemoryStore::sample()),
+            65536,
+            Duration::from_secs(2),
+        );
+        let properties = RequestProperties::default();
+        let poisoned = service
+            .handle_guarded(&sample_body("boom", "1"), &properties, Instant::now())
+            .await;
+        assert!(poisoned.is_none());
+        let next = service
+            .handle_guarded(
+                &sample_body("12345", "5|3|1|0|0|44|1"),
+                &properties,
+                Instant::now(),
+            )
+            .await
+            .expect("served");
+        assert_eq!(next.result, "ok");
     }
 
     #[tokio::test]

@@ -2,11 +2,10 @@
 //! reconnect with backoff on loss; drain on shutdown (PROTOCOL.md sections
 //! 4 and 7).
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions,
@@ -301,21 +300,15 @@ impl<S: Store> DeliveryTask<S> {
     }
 
     async fn handle(self, delivery: Delivery, properties: RequestProperties) {
-        let decided = AssertUnwindSafe(self.service.handle(
-            &delivery.data,
-            &properties,
-            self.received,
-        ))
-        .catch_unwind()
-        .await;
-        let handled = match decided {
-            Ok(handled) => handled,
-            Err(_) => {
-                tracing::error!("handler panicked; dead-lettering the request");
-                count("unknown", "dead_lettered", self.received);
-                self.dead_letter(&delivery).await;
-                return;
-            }
+        let decided = self
+            .service
+            .handle_guarded(&delivery.data, &properties, self.received)
+            .await;
+        let Some(handled) = decided else {
+            tracing::error!("handler panicked; dead-lettering the request");
+            count("unknown", "dead_lettered", self.received);
+            self.dead_letter(&delivery).await;
+            return;
         };
         let span = tracing::Span::current();
         span.record("callid", handled.callid.as_str());
