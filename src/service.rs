@@ -120,11 +120,6 @@ impl<S: Store> Service<S> {
         self
     }
 
-    /// The store this service reads.
-    pub fn store(&self) -> &S {
-        &self.store
-    }
-
     /// As [`Service::handle`], but a panic while deciding becomes `None`,
     /// so that one poisoned message cannot take the worker down: the caller
     /// dead-letters it.

@@ -1,7 +1,7 @@
 //! Several broker endpoints: the worker fails over to another when the one
 //! it uses goes away, re-declares its topology there, and loses nothing.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,9 +60,9 @@ async fn the_worker_fails_over_to_the_second_endpoint_mid_load_and_loses_nothing
     }
     fault.await.unwrap();
 
-    let mut replies: HashMap<String, usize> = HashMap::new();
+    let mut replies = ReplyTally::default();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while replies.len() < SENT && Instant::now() < deadline {
+    while replies.distinct() < SENT && Instant::now() < deadline {
         let Some(reply) = requester.next_reply().await else {
             break;
         };
@@ -71,9 +71,7 @@ async fn the_worker_fails_over_to_the_second_endpoint_mid_load_and_loses_nothing
             "{:?}",
             reply.body
         );
-        *replies
-            .entry(reply.correlation_id.unwrap_or_default())
-            .or_default() += 1;
+        replies.record(&reply);
     }
     eventually("request queue drained and nothing in hand", || async {
         env.ready_count(&env.names.request_queue).await == 0
@@ -81,14 +79,12 @@ async fn the_worker_fails_over_to_the_second_endpoint_mid_load_and_loses_nothing
     })
     .await;
     while let Some(reply) = requester.try_next_reply() {
-        *replies
-            .entry(reply.correlation_id.unwrap_or_default())
-            .or_default() += 1;
+        replies.record(&reply);
     }
 
-    let answered = sent.iter().filter(|id| replies.contains_key(*id)).count();
-    let duplicated: usize = replies.values().map(|n| n - 1).sum();
-    let unknown = replies.keys().filter(|id| !sent.contains(*id)).count();
+    let answered = replies.answered(&sent);
+    let duplicated = replies.duplicated();
+    let unknown = replies.unknown(&sent).len();
     let lost = SENT - answered;
     let reconnects = worker.counter("lcm_amqp_reconnects_total", &[]).await;
     let ready = worker.get("/readyz").await.map(|r| r.0);

@@ -86,10 +86,10 @@ async fn steady_load_survives_two_amqp_cuts_and_a_redis_black_hole() {
 
     // Collect until every request has a reply, then until nothing is in
     // flight anywhere, so that late duplicates are counted too.
-    let mut replies: HashMap<String, usize> = HashMap::new();
+    let mut replies = ReplyTally::default();
     let mut kinds: HashMap<String, usize> = HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while replies.len() < SENT && Instant::now() < deadline {
+    while replies.distinct() < SENT && Instant::now() < deadline {
         let Some(reply) = requester.next_reply().await else {
             break;
         };
@@ -98,9 +98,7 @@ async fn steady_load_survives_two_amqp_cuts_and_a_redis_black_hole() {
             other => other.unwrap_or("?").to_owned(),
         };
         *kinds.entry(kind).or_default() += 1;
-        *replies
-            .entry(reply.correlation_id.unwrap_or_default())
-            .or_default() += 1;
+        replies.record(&reply);
     }
     eventually("request queue drained and nothing in hand", || async {
         env.ready_count(&env.names.request_queue).await == 0
@@ -112,14 +110,12 @@ async fn steady_load_survives_two_amqp_cuts_and_a_redis_black_hole() {
     })
     .await;
     while let Some(reply) = requester.try_next_reply() {
-        *replies
-            .entry(reply.correlation_id.unwrap_or_default())
-            .or_default() += 1;
+        replies.record(&reply);
     }
 
-    let answered = sent.iter().filter(|id| replies.contains_key(*id)).count();
-    let duplicated: usize = replies.values().map(|n| n - 1).sum();
-    let unknown: Vec<_> = replies.keys().filter(|id| !sent.contains(*id)).collect();
+    let answered = replies.answered(&sent);
+    let duplicated = replies.duplicated();
+    let unknown = replies.unknown(&sent);
     let lost = SENT - answered;
     let reconnects = worker.counter("lcm_amqp_reconnects_total", &[]).await;
     println!(

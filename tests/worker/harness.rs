@@ -2,7 +2,7 @@
 //! prefix, starts the real `lcm-worker` binary with them, and talks to it
 //! through a small requester on the real RabbitMQ.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -389,6 +389,42 @@ async fn consume_replies(channel: &Channel, queue: &str) -> mpsc::UnboundedRecei
         }
     });
     receiver
+}
+
+/// Replies counted by correlation id, measured against the ids sent.
+#[derive(Debug, Default)]
+pub struct ReplyTally {
+    by_id: HashMap<String, usize>,
+}
+
+impl ReplyTally {
+    /// Counts one reply.
+    pub fn record(&mut self, reply: &Reply) {
+        let id = reply.correlation_id.clone().unwrap_or_default();
+        *self.by_id.entry(id).or_default() += 1;
+    }
+
+    /// Correlation ids seen at least once.
+    pub fn distinct(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Sent requests with at least one reply.
+    pub fn answered(&self, sent: &HashSet<String>) -> usize {
+        sent.iter()
+            .filter(|id| self.by_id.contains_key(*id))
+            .count()
+    }
+
+    /// Replies beyond the first for their correlation id.
+    pub fn duplicated(&self) -> usize {
+        self.by_id.values().map(|n| n - 1).sum()
+    }
+
+    /// Correlation ids that no sent request carried.
+    pub fn unknown(&self, sent: &HashSet<String>) -> Vec<&String> {
+        self.by_id.keys().filter(|id| !sent.contains(*id)).collect()
+    }
 }
 
 /// A reply as a requester sees it.
