@@ -126,7 +126,10 @@ impl RedisStore {
                 return Ok((slot, conn.clone()));
             }
         }
-        let conn = (*self.connection().await?).clone();
+        // Boxed: the pool's future (connect, handshake, recycle check) is
+        // over 10 KB, and inlined it would make every delivery's task that
+        // large, although it runs about once a second.
+        let conn = (*Box::pin(self.connection()).await?).clone();
         *lock(&slots[slot]) = Some((Instant::now(), conn.clone()));
         Ok((slot, conn))
     }
@@ -216,5 +219,22 @@ impl Store for RedisStore {
         pipe.get(self.outcomes_key(campaign_id));
         let (list,): (RawValue,) = self.query("outcomes", &pipe).await?;
         text(list)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_serving_futures_stay_small() {
+        // Every delivery's task holds these; a large one costs a big
+        // allocation and copies per request (issue 7).
+        let store =
+            RedisStore::new(&crate::settings::Settings::default().redis).expect("a lazy pool");
+        let call = std::mem::size_of_val(&store.call("12345"));
+        let outcomes = std::mem::size_of_val(&store.outcome_list("1"));
+        assert!(call < 1024, "call lookup future is {call} bytes");
+        assert!(outcomes < 1024, "outcome list future is {outcomes} bytes");
     }
 }
