@@ -291,7 +291,7 @@ impl<S: Store> DeliveryTask<S> {
                 _ = abandon.cancelled() => {
                     tracing::debug!("connection lost before the request was settled; RabbitMQ redelivers it");
                 }
-                _ = self.handle(delivery, properties) => {}
+                _ = self.handle(&delivery, &properties) => {}
             }
         }
         .instrument(span)
@@ -299,15 +299,15 @@ impl<S: Store> DeliveryTask<S> {
         metrics::gauge!("lcm_deliveries_in_hand").decrement(1.0);
     }
 
-    async fn handle(self, delivery: Delivery, properties: RequestProperties) {
+    async fn handle(&self, delivery: &Delivery, properties: &RequestProperties) {
         let decided = self
             .service
-            .handle_guarded(&delivery.data, &properties, self.received)
+            .handle_guarded(&delivery.data, properties, self.received)
             .await;
         let Some(handled) = decided else {
             tracing::error!("handler panicked; dead-lettering the request");
             count("unknown", "dead_lettered", self.received);
-            self.dead_letter(&delivery).await;
+            self.dead_letter(delivery).await;
             return;
         };
         let span = tracing::Span::current();
@@ -318,7 +318,7 @@ impl<S: Store> DeliveryTask<S> {
             Action::DeadLetter { reason } => {
                 tracing::warn!(reason, "request dead-lettered");
                 count(kind, "dead_lettered", self.received);
-                self.dead_letter(&delivery).await;
+                self.dead_letter(delivery).await;
             }
             Action::Reply { route, body } => {
                 let reply = Reply {
@@ -326,7 +326,7 @@ impl<S: Store> DeliveryTask<S> {
                     body,
                     correlation_id: properties.reply_correlation_id(),
                 };
-                if self.reply_and_ack(&delivery, reply, &handled).await {
+                if self.reply_and_ack(delivery, reply, &handled).await {
                     count(kind, handled.result, self.received);
                 }
             }
