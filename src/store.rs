@@ -198,17 +198,25 @@ fn store_error(error: redis::RedisError) -> StoreError {
 impl Store for RedisStore {
     async fn call(&self, callid: &str) -> Result<Option<CallRecord>, StoreError> {
         let key = self.call_key(callid);
-        // EXISTS tells a missing record from one without the two fields;
-        // both go in one round trip.
         let mut pipe = redis::pipe();
-        pipe.exists(&key)
-            .cmd("HMGET")
+        pipe.cmd("HMGET")
             .arg(&key)
             .arg("campaign_id")
             .arg("account_number");
-        let (exists, (campaign_id, account_number)): (bool, (RawValue, RawValue)) =
+        let ((campaign_id, account_number),): ((RawValue, RawValue),) =
             self.query("call", &pipe).await?;
-        Ok(exists.then_some(CallRecord {
+        if campaign_id.is_none() && account_number.is_none() {
+            // Rare: either no record, or one without the two fields (its
+            // own error). Only then is a second command worth its round
+            // trip.
+            let mut pipe = redis::pipe();
+            pipe.exists(&key);
+            let (exists,): (bool,) = self.query("call_exists", &pipe).await?;
+            if !exists {
+                return Ok(None);
+            }
+        }
+        Ok(Some(CallRecord {
             campaign_id: text(campaign_id)?,
             account_number: text(account_number)?,
         }))

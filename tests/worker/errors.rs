@@ -33,6 +33,8 @@ async fn every_call_and_account_error_row_is_answered() {
     env.seed_sample().await;
     env.seed_call("nocampaign", &[("account_number", "1")])
         .await;
+    // Neither field the worker reads: told apart from a missing record.
+    env.seed_call("otherfields", &[("agent", "7")]).await;
     env.seed_call("corrupt", &[("campaign_id", "9")]).await;
     env.seed_outcomes("9", r#"[{"OutComeID":"1"}]"#).await;
     let _worker = env.start_worker(&[]).await;
@@ -80,6 +82,12 @@ async fn every_call_and_account_error_row_is_answered() {
             "No campaign for Call ID:nocampaign",
             "Invalid Call ID.",
             "nocampaign",
+        ),
+        (
+            request_for("otherfields", "1"),
+            "No campaign for Call ID:otherfields",
+            "Invalid Call ID.",
+            "otherfields",
         ),
         (
             request_for("12345", " "),

@@ -59,13 +59,23 @@ async fn metrics_count_each_request_kind_and_result() {
             .await,
         5.0
     );
-    // A call lookup for each of the four requests that reach Redis, and one
-    // outcome-list lookup: campaign 1's list is then reused from the cache.
+    // A call lookup for each of the four requests that reach Redis, an
+    // existence check for the unknown call, and one outcome-list lookup:
+    // campaign 1's list is then reused from the cache.
     assert_eq!(
         worker
             .counter("lcm_redis_duration_seconds_count", &["operation=\"call\""])
             .await,
         4.0
+    );
+    assert_eq!(
+        worker
+            .counter(
+                "lcm_redis_duration_seconds_count",
+                &["operation=\"call_exists\""]
+            )
+            .await,
+        1.0
     );
     assert_eq!(
         worker
