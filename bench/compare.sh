@@ -5,6 +5,8 @@
 #
 #   bench/compare.sh [ROUNDS] [SECONDS]      # defaults: 3 rounds of 10 s per load
 #   LCM_COMPARE_WORKER=path/to/lcm-worker bench/compare.sh   # measure another build
+#   LCM_COMPARE_BASELINE=path/to/old/lcm-worker bench/compare.sh
+#       # also measures an older build in the same rounds: before/after in one run
 #
 # Needs RabbitMQ and Redis as configured (defaults: 127.0.0.1), `rabbitmqctl`
 # and python3. Uses its own queue, exchange and key names, removed at the end.
@@ -17,6 +19,9 @@ cargo build --release --quiet --bin lcm-worker --example echo
 bin=target/release/lcm-worker
 worker_bin=${LCM_COMPARE_WORKER:-$bin}
 echo_bin=target/release/examples/echo
+baseline_bin=${LCM_COMPARE_BASELINE:-}
+targets=(echo worker)
+[[ -n $baseline_bin ]] && targets+=(baseline)
 run="compare-$$"
 export LCM__AMQP__REQUEST_EXCHANGE="$run.requests" LCM__AMQP__REQUEST_QUEUE="$run.queue" \
   LCM__AMQP__REPLY_EXCHANGE="$run.replies" LCM__AMQP__DEAD_LETTER_EXCHANGE="$run.dead" \
@@ -48,7 +53,11 @@ wait_consuming() { # pid
 
 measure() { # round target
   local round=$1 target=$2 flags=()
-  if [[ $target == echo ]]; then "$echo_bin" 2>>"$out/echo.log" & else "$worker_bin" 2>>"$out/worker.log" & fi
+  case $target in
+    echo) "$echo_bin" 2>>"$out/echo.log" & ;;
+    worker) "$worker_bin" 2>>"$out/worker.log" & ;;
+    baseline) "$baseline_bin" 2>>"$out/baseline.log" & ;;
+  esac
   target_pid=$!
   [[ $target == echo ]] && flags=(--no-check)
   wait_consuming "$target_pid"
@@ -70,8 +79,9 @@ measure() { # round target
 }
 
 for round in $(seq 1 "$rounds"); do
-  # Alternate which goes first, so that neither always meets a warmer broker.
-  if (( round % 2 )); then order=(echo worker); else order=(worker echo); fi
+  # Rotate which goes first, so that none always meets a warmer broker.
+  shift_by=$(( (round - 1) % ${#targets[@]} ))
+  order=("${targets[@]:shift_by}" "${targets[@]:0:shift_by}")
   for target in "${order[@]}"; do measure "$round" "$target"; done
 done
 
@@ -106,23 +116,28 @@ for f in sorted(out.glob("*.json")):
     if report["answered"]:
         row["cpu"].append(cpu[(r, t, n)] / hz / report["answered"] * 1e6)
 print(f"\nMedians over {rounds} alternating rounds of {seconds} s per load "
-      "(worker = lcm-worker, echo = examples/echo; ratio = worker / echo)\n")
+      "(worker = lcm-worker, echo = examples/echo, baseline = LCM_COMPARE_BASELINE; "
+      "ratio = worker / echo)\n")
 print("| load | target | throughput /s | p50 µs | p99 µs | CPU µs/request | lost | wrong |")
 print("|---|---|---:|---:|---:|---:|---:|---:|")
 for name in ["closed64", "closed1", "open2000"]:
     cells = {}
-    for target in ["echo", "worker"]:
+    for target in ["echo", "worker", "baseline"]:
         row = rows.get((name, target))
         if not row:
             continue
         cells[target] = [median(row[k]) for k in ("thr", "p50", "p99", "cpu")]
         thr, p50, p99, c = cells[target]
         print(f"| {name} | {target} | {thr:.0f} | {p50:.0f} | {p99:.0f} | {c:.1f} | {row['lost']} | {row['wrong']} |")
-    if len(cells) == 2:
-        e, w = cells["echo"], cells["worker"]
+    for target, label in (("worker", "ratio"), ("baseline", "baseline ratio")):
+        if "echo" not in cells or target not in cells:
+            continue
+        e, w = cells["echo"], cells[target]
         ratio = [w[i] / e[i] if e[i] else float("nan") for i in range(4)]
-        print(f"| {name} | ratio | {ratio[0]:.2f}x | {ratio[1]:.2f}x (+{w[1]-e[1]:.0f} µs) | {ratio[2]:.2f}x | {ratio[3]:.2f}x | | |")
+        print(f"| {name} | {label} | {ratio[0]:.2f}x | {ratio[1]:.2f}x (+{w[1]-e[1]:.0f} µs) | {ratio[2]:.2f}x | {ratio[3]:.2f}x | | |")
 print()
-for target in ["echo", "worker"]:
+for target in ["echo", "worker", "baseline"]:
+    if target not in rss:
+        continue
     print(f"peak RSS {target}: {max(rss.get(target, [0])) / 1024:.1f} MB (largest VmHWM over the rounds)")
 PY
