@@ -213,7 +213,7 @@ impl Default for Settings {
                 password_file: String::new(),
                 tls: TlsSettings::default(),
                 key_prefix: "lcm".into(),
-                pool_size: 4,
+                pool_size: 1,
                 outcome_cache_ms: 1000,
                 sentinels: Vec::new(),
                 sentinel_master: "mymaster".into(),
