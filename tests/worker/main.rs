@@ -13,6 +13,7 @@ mod operations;
 mod parent;
 mod proxy;
 mod quorum;
+mod restart;
 mod routes;
 mod sample;
 mod secrets;
