@@ -203,18 +203,25 @@ impl Store for RedisStore {
             .arg(&key)
             .arg("campaign_id")
             .arg("account_number");
-        let ((campaign_id, account_number),): ((RawValue, RawValue),) =
+        let ((mut campaign_id, mut account_number),): ((RawValue, RawValue),) =
             self.query("call", &pipe).await?;
         if campaign_id.is_none() && account_number.is_none() {
-            // Rare: either no record, or one without the two fields (its
-            // own error). Only then is a second command worth its round
-            // trip.
+            // No record, or one without either field, which is another
+            // error: a second round trip tells them apart, on the error
+            // path only. It reads the fields again in the same pipeline,
+            // in case the dialer wrote the record in between.
             let mut pipe = redis::pipe();
-            pipe.exists(&key);
-            let (exists,): (bool,) = self.query("call_exists", &pipe).await?;
+            pipe.exists(&key)
+                .cmd("HMGET")
+                .arg(&key)
+                .arg("campaign_id")
+                .arg("account_number");
+            let (exists, fields): (bool, (RawValue, RawValue)) =
+                self.query("call_exists", &pipe).await?;
             if !exists {
                 return Ok(None);
             }
+            (campaign_id, account_number) = fields;
         }
         Ok(Some(CallRecord {
             campaign_id: text(campaign_id)?,
@@ -236,8 +243,8 @@ mod tests {
 
     #[test]
     fn the_serving_futures_stay_small() {
-        // Every delivery's task holds these; a large one costs a big
-        // allocation and copies per request (issue 7).
+        // Every delivery's task holds these: a large one is allocated and
+        // copied for every request.
         let store =
             RedisStore::new(&crate::settings::Settings::default().redis).expect("a lazy pool");
         let call = std::mem::size_of_val(&store.call("12345"));
