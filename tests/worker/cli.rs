@@ -18,18 +18,7 @@ async fn request_prints_the_sample_reply_alone_on_stdout_and_exits_zero() {
     env.seed_sample().await;
     let _worker = env.start_worker(&[]).await;
     let output = run_request(&env, &["--callid", "12345", "--account", "5|3|1|0|0|44|1"]).await;
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let reply: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("stdout is the JSON reply");
-    assert_eq!(reply["subtopic"], "BusinessOutCome");
-    assert_eq!(
-        reply["message"]["response"][0]["Description"],
-        "Payment Done"
-    );
+    assert_sample_cli_reply(&output);
 }
 
 #[tokio::test]

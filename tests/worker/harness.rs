@@ -477,6 +477,18 @@ impl Requester {
             .expect("no reply in time")
     }
 
+    /// Sends the sample request (see [`sample_request`]) under this
+    /// requester's source and checks that it got the outcome list.
+    pub async fn sample_is_answered(&mut self) -> Reply {
+        let reply = self.request(&sample_request(&self.source.clone())).await;
+        assert_eq!(
+            reply.body["subtopic"], "BusinessOutCome",
+            "{:?}",
+            reply.body
+        );
+        reply
+    }
+
     /// Publishes a request and returns its correlation id.
     pub async fn send(&self, body: &Value) -> String {
         let correlation_id = new_correlation_id();
@@ -562,6 +574,22 @@ impl Requester {
             .map(|q| q.message_count())
             .unwrap_or(u32::MAX)
     }
+}
+
+/// Checks the output of `lcm-worker request` for the sample call: exit 0
+/// and the sample's first outcome.
+pub fn assert_sample_cli_reply(output: &std::process::Output) {
+    assert!(
+        output.status.success(),
+        "request failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let reply: Value = serde_json::from_slice(&output.stdout).expect("stdout is the JSON reply");
+    assert_eq!(reply["subtopic"], "BusinessOutCome");
+    assert_eq!(
+        reply["message"]["response"][0]["Description"],
+        "Payment Done"
+    );
 }
 
 /// A running `lcm-worker` process.
