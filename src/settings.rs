@@ -258,6 +258,9 @@ impl From<crate::tls::TlsError> for SettingsError {
     }
 }
 
+/// Why an AMQP URL was refused.
+const NOT_AN_AMQP_URL: &str = "not an AMQP URL (amqp[s]://user:password@host:port/vhost)";
+
 impl Settings {
     /// Loads from the files and the process environment.
     pub fn load() -> Result<Self, SettingsError> {
@@ -302,13 +305,18 @@ impl Settings {
                 reason: reason.to_owned(),
             })
         };
-        if let Err(error) = self.amqp.url.parse::<lapin::uri::AMQPUri>() {
-            return invalid("amqp.url", &format!("not an AMQP URL ({error})"));
+        // The parser's error may quote the whole URL, password included,
+        // so it is not passed on.
+        if self.amqp.url.parse::<lapin::uri::AMQPUri>().is_err() {
+            return invalid("amqp.url", NOT_AN_AMQP_URL);
         }
-        for url in &self.amqp.urls {
-            if let Err(error) = url.parse::<lapin::uri::AMQPUri>() {
-                return invalid("amqp.urls", &format!("not an AMQP URL ({error})"));
-            }
+        if self
+            .amqp
+            .urls
+            .iter()
+            .any(|url| url.parse::<lapin::uri::AMQPUri>().is_err())
+        {
+            return invalid("amqp.urls", NOT_AN_AMQP_URL);
         }
         crate::tls::check(&self.amqp.tls, &crate::tls::AMQP_KEYS)?;
         crate::tls::check(&self.redis.tls, &crate::tls::REDIS_KEYS)?;
@@ -331,6 +339,14 @@ impl Settings {
                     )
                 }
             }
+        }
+        if self.redis.uses_sentinel() && self.redis.url.starts_with("rediss:") {
+            // The Sentinel connections are plain: refusing beats sending
+            // the password in clear to a master the URL said was TLS.
+            return invalid(
+                "redis.url",
+                "rediss:// (TLS) is not supported with redis.sentinels",
+            );
         }
         if self.redis.uses_sentinel() && self.redis.sentinel_master.trim().is_empty() {
             return invalid("redis.sentinel_master", "must name the master");
@@ -624,6 +640,31 @@ mod tests {
     fn an_empty_sentinel_list_means_no_sentinel() {
         let s = Settings::load_from(None, env(&[("LCM__REDIS__SENTINELS", "")])).unwrap();
         assert!(!s.redis.uses_sentinel());
+    }
+
+    #[test]
+    fn a_refused_amqp_url_is_not_quoted_back() {
+        // lapin's parser quotes the whole URL in its error.
+        for var in ["LCM__AMQP__URL", "LCM__AMQP__URLS"] {
+            let error = Settings::load_from(None, env(&[(var, "amqp:guest:s3cret@host")]))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("not an AMQP URL"), "{error}");
+            assert!(!error.contains("s3cret"), "{error}");
+        }
+    }
+
+    #[test]
+    fn tls_to_redis_is_refused_with_sentinels() {
+        let error = Settings::load_from(
+            None,
+            env(&[
+                ("LCM__REDIS__URL", "rediss://:pw@127.0.0.1:6379"),
+                ("LCM__REDIS__SENTINELS", "s1:26379"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("redis.url"), "{error}");
     }
 
     #[test]

@@ -41,8 +41,10 @@ pub async fn consume_direct_reply_to(channel: &lapin::Channel) -> lapin::Result<
 /// configuration of `tls` (`amqp.tls.*`).
 pub async fn connect(url: &str, name: &str, tls: &TlsSettings) -> lapin::Result<Connection> {
     let properties = ConnectionProperties::default().with_connection_name(name.into());
-    // The parse error never quotes the URL, which may hold a password.
-    let uri: AMQPUri = url.parse().map_err(io::Error::other)?;
+    // The parser's error may quote the whole URL, password included.
+    let uri: AMQPUri = url
+        .parse()
+        .map_err(|_: String| io::Error::other("not an AMQP URL"))?;
     if uri.scheme == AMQPScheme::AMQP {
         return Connection::connect_uri(uri, properties).await;
     }
