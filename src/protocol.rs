@@ -170,19 +170,29 @@ fn check(
     if !text_field(object, "topic").is_some_and(|t| t.eq_ignore_ascii_case("WebService")) {
         return Err(malformed("topic is not WebService"));
     }
+    // Check 1 does not cover the subtopic: a missing one is one "other
+    // than those served", echoed as empty.
     let subtopic = match object.get("subtopic") {
-        Some(Value::String(s)) => s.trim(),
-        _ => return Err(malformed("subtopic is missing or not a string")),
+        Some(Value::String(s)) => s.trim().to_owned(),
+        None | Some(Value::Null) => String::new(),
+        Some(other) => other.to_string(),
     };
-    let kind = RequestKind::from_subtopic(subtopic)
-        .ok_or_else(|| WsError::UnsupportedSubtopic(subtopic.to_owned()))?;
+    let kind =
+        RequestKind::from_subtopic(&subtopic).ok_or(WsError::UnsupportedSubtopic(subtopic))?;
     *kind_out = Some(kind);
     let data = data.map_err(malformed)?;
-    let callid = data_text(&data, "callid")?.ok_or(WsError::CallidEmpty)?;
+    // Check 3 ("data usable") covers the fields' types: a field of another
+    // JSON type is Malformed before any field is judged missing.
+    let callid = data_text(&data, "callid")?;
+    let account_number = data_text(&data, "AccountNumber")?;
+    for key in kind.data_fields {
+        data_text(&data, key)?;
+    }
+    let callid = callid.ok_or(WsError::CallidEmpty)?;
     if callid.len() > MAX_ECHO_BYTES || callid.chars().any(char::is_control) {
         return Err(WsError::InvalidCallId(callid));
     }
-    let account_number = data_text(&data, "AccountNumber")?.ok_or(WsError::AccountEmpty)?;
+    let account_number = account_number.ok_or(WsError::AccountEmpty)?;
     Ok(Query {
         kind,
         callid,
@@ -527,6 +537,45 @@ mod tests {
         assert_eq!(
             error_of(request(json!({"callid": true, "AccountNumber": "1"}))),
             WsError::Malformed("callid is not a string or number".into())
+        );
+    }
+
+    #[test]
+    fn a_field_of_another_json_type_is_malformed_before_any_field_is_missing() {
+        // Check 3 (data usable) comes before check 4 (callid present).
+        assert_eq!(
+            error_of(request(json!({"callid": "", "AccountNumber": true}))),
+            WsError::Malformed("AccountNumber is not a string or number".into())
+        );
+        let parent = json!({"channel": "LCM", "topic": "WebService",
+            "subtopic": "GetBusinessOutcomeParent",
+            "data": {"AccountNumber": "1", "ParentBusinessOutcomeId": {}}});
+        assert_eq!(
+            error_of(parent),
+            WsError::Malformed("ParentBusinessOutcomeId is not a string or number".into())
+        );
+    }
+
+    #[test]
+    fn a_missing_or_non_string_subtopic_is_unsupported() {
+        let body = |subtopic: Value| {
+            let mut body = request(json!({"callid": "1", "AccountNumber": "1"}));
+            body["subtopic"] = subtopic;
+            body
+        };
+        let mut missing = body(Value::Null);
+        missing.as_object_mut().unwrap().remove("subtopic");
+        assert_eq!(
+            error_of(missing),
+            WsError::UnsupportedSubtopic(String::new())
+        );
+        assert_eq!(
+            error_of(body(Value::Null)),
+            WsError::UnsupportedSubtopic(String::new())
+        );
+        assert_eq!(
+            error_of(body(json!(5))),
+            WsError::UnsupportedSubtopic("5".into())
         );
     }
 

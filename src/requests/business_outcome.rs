@@ -11,6 +11,7 @@ use crate::protocol::WsError;
 pub static KIND: RequestKind = RequestKind {
     subtopic: "GetBusinessOutcome",
     reply_subtopic: "BusinessOutCome",
+    data_fields: &[],
     select,
 };
 

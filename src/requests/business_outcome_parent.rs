@@ -11,6 +11,7 @@ use crate::protocol::{data_text, WsError};
 pub static KIND: RequestKind = RequestKind {
     subtopic: "GetBusinessOutcomeParent",
     reply_subtopic: "BusinessOutcomeParent",
+    data_fields: &["ParentBusinessOutcomeId"],
     select,
 };
 

@@ -32,6 +32,9 @@ pub struct RequestKind {
     pub subtopic: &'static str,
     /// The `subtopic` of its success reply.
     pub reply_subtopic: &'static str,
+    /// Its own `data` fields, read as text by `select`: one of another
+    /// JSON type makes `data` unusable, checked with the common fields.
+    pub data_fields: &'static [&'static str],
     /// Runs after every common check passed (PROTOCOL.md section 9).
     pub select: Select,
 }
