@@ -29,6 +29,8 @@ use crate::settings::Settings;
 
 /// A connection attempt that hangs (a black-holed broker) is given up after this.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Cancelling the consumer, and closing, are given up after this.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 const RECONNECT_START: Duration = Duration::from_millis(200);
 const RECONNECT_CAP: Duration = Duration::from_secs(10);
 
@@ -68,7 +70,8 @@ pub async fn run<S: Store>(
         };
         match session.run(endpoint, &mut backoff).await {
             Ok(()) => return Ok(()),
-            Err(SessionError::Topology(error)) if !served_once && error.refused_by_broker() => {
+            // Only a refusal by the broker is a `Topology` error.
+            Err(SessionError::Topology(error)) if !served_once => {
                 return Err(error.into());
             }
             Err(SessionError::Lost { consumed }) => {
@@ -135,20 +138,15 @@ impl<S: Store> Session<'_, S> {
             .map_err(|_| tracing::warn!(url, "AMQP connect timed out"))
             .and_then(|r| r.map_err(|error| tracing::warn!(url, %error, "AMQP connect failed")))
             .map_err(|()| lost(false))?;
-        let channel = open_channel(&connection, self.settings).await?;
-        // An empty tag lets RabbitMQ choose one unique on the channel.
-        let consumer = channel
-            .basic_consume(
-                amqp.request_queue.as_str().into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|error| {
-                tracing::warn!(%error, "basic.consume failed");
-                lost(false)
-            })?;
+        // A broker that accepts the connection and then stops answering
+        // must not hold the session here.
+        let (channel, consumer) =
+            tokio::time::timeout(CONNECT_TIMEOUT, subscribe(&connection, self.settings))
+                .await
+                .map_err(|_| {
+                    tracing::warn!(url, "AMQP channel set-up timed out");
+                    lost(false)
+                })??;
         let tag = consumer.tag();
         backoff.reset();
         self.readiness.set_consuming(true);
@@ -170,13 +168,19 @@ impl<S: Store> Session<'_, S> {
             abandon.cancel();
             return Err(lost(true));
         }
-        let _ = channel
-            .basic_cancel(tag, BasicCancelOptions::default())
-            .await;
+        // Bounded, so that a silent broker cannot stretch the shutdown
+        // past the grace time by much.
+        let cancel = channel.basic_cancel(tag, BasicCancelOptions::default());
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, cancel).await;
         self.drain(&tracker).await;
-        let _ = channel.close(200, "worker shutting down".into()).await;
-        let _ = connection.close(200, "worker shutting down".into()).await;
-        tracing::info!("AMQP channel and connection closed");
+        let close = async {
+            let _ = channel.close(200, "worker shutting down".into()).await;
+            let _ = connection.close(200, "worker shutting down".into()).await;
+        };
+        match tokio::time::timeout(CLOSE_TIMEOUT, close).await {
+            Ok(()) => tracing::info!("AMQP channel and connection closed"),
+            Err(_) => tracing::warn!("AMQP close not confirmed in time; leaving it"),
+        }
         Ok(())
     }
 
@@ -231,6 +235,29 @@ impl<S: Store> Session<'_, S> {
             ),
         }
     }
+}
+
+/// Opens the channel, declares the topology, sets the prefetch and
+/// confirms, and starts consuming.
+async fn subscribe(
+    connection: &Connection,
+    settings: &Settings,
+) -> Result<(Channel, lapin::Consumer), SessionError> {
+    let channel = open_channel(connection, settings).await?;
+    // An empty tag lets RabbitMQ choose one unique on the channel.
+    let consumer = channel
+        .basic_consume(
+            settings.amqp.request_queue.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|error| {
+            tracing::warn!(%error, "basic.consume failed");
+            SessionError::Lost { consumed: false }
+        })?;
+    Ok((channel, consumer))
 }
 
 async fn open_channel(
