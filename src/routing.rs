@@ -1,8 +1,9 @@
 //! Where a reply goes (PROTOCOL.md section 4). Pure.
 
-/// Prefix of RabbitMQ's Direct Reply-to pseudo-queue names (kept here, not
-/// taken from `amqp`, so that this module stays free of AMQP code).
-const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
+/// RabbitMQ's Direct Reply-to pseudo-queue, and the prefix of the reply
+/// addresses it hands out. A requester consumes it and names it in
+/// `reply_to`; the broker routes the reply back on the channel.
+pub const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
 
 /// The AMQP properties of a request that decide how it is answered.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

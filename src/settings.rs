@@ -320,12 +320,8 @@ impl Settings {
         }
         crate::tls::check(&self.amqp.tls, &crate::tls::AMQP_KEYS)?;
         crate::tls::check(&self.redis.tls, &crate::tls::REDIS_KEYS)?;
-        if let Err(error) = deadpool_redis::redis::Client::open(self.redis.url.as_str()) {
-            return invalid(
-                "redis.url",
-                &format!("not a Redis URL ({:?})", error.kind()),
-            );
-        }
+        // Parses the URL as the pool will, with `redis.tls` for rediss://.
+        crate::tls::redis_connection_info(&self.redis.url, &self.redis.tls)?;
         for sentinel in self.redis.sentinel_urls() {
             match url::Url::parse(&sentinel) {
                 Ok(parsed) if parsed.scheme() == "redis" && parsed.port().is_some() => {}

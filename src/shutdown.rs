@@ -16,10 +16,7 @@ pub fn on_signals() -> std::io::Result<CancellationToken> {
             _ = terminate.recv() => "SIGTERM",
             _ = interrupt.recv() => "SIGINT",
         };
-        tracing::info!(
-            signal = name,
-            "stopping: no new deliveries; finishing those in hand"
-        );
+        tracing::info!(signal = name, "stopping");
         cancel.cancel();
     });
     Ok(token)

@@ -16,9 +16,7 @@ use lapin::{Connection, ConnectionProperties};
 
 use crate::settings::{Settings, TlsSettings};
 
-/// RabbitMQ's Direct Reply-to pseudo-queue: a requester consumes it and
-/// names it in `reply_to`; the broker routes the reply back on the channel.
-pub const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
+pub use crate::routing::DIRECT_REPLY_TO;
 
 /// Consumes Direct Reply-to on `channel`, without acks (the broker allows
 /// no other way). Requests must then be published on the same channel.

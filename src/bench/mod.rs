@@ -24,7 +24,6 @@ use deadpool_redis::redis;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lapin::options::ExchangeDeclareOptions;
 use lapin::types::FieldTable;
-use tokio_util::sync::CancellationToken;
 
 use self::data::DataSet;
 use self::load::{Plan, Stop};
@@ -147,7 +146,8 @@ pub async fn run(settings: &Settings, args: &BenchArgs) -> anyhow::Result<Report
         key_prefix = settings.redis.key_prefix,
         "seeding the bench data"
     );
-    let cancel = on_interrupt()?;
+    // An interrupted run still removes its data and reports.
+    let cancel = crate::shutdown::on_signals().context("handling SIGTERM and SIGINT")?;
     let progress = progress_bar(args);
     let outcome = async {
         seed(&store, &data).await?;
@@ -225,24 +225,6 @@ async fn check_exchange(channel: &lapin::Channel, exchange: &str) -> anyhow::Res
         );
     }
     Ok(())
-}
-
-/// A token cancelled on SIGINT or SIGTERM, so that an interrupted run still
-/// removes its data and reports.
-fn on_interrupt() -> anyhow::Result<CancellationToken> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let token = CancellationToken::new();
-    let mut terminate = signal(SignalKind::terminate()).context("handling SIGTERM")?;
-    let mut interrupt = signal(SignalKind::interrupt()).context("handling SIGINT")?;
-    let cancel = token.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = terminate.recv() => {}
-            _ = interrupt.recv() => {}
-        }
-        cancel.cancel();
-    });
-    Ok(token)
 }
 
 fn progress_bar(args: &BenchArgs) -> ProgressBar {

@@ -15,7 +15,7 @@ use deadpool_redis::redis::{
     self, AsyncConnectionConfig, Client, IntoConnectionInfo, RedisError, Role,
 };
 
-use crate::settings::{redact_url, RedisSettings};
+use crate::settings::RedisSettings;
 
 /// How often a recycle asks the sentinels again which node is the master.
 /// After a manual fail-over the old master keeps its role (and answers)
@@ -106,8 +106,8 @@ impl SentinelManager {
     fn remember(&self, master: String) {
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         if known.master.as_deref() != Some(master.as_str()) {
-            let shown = redact_url(&format!("redis://{master}"));
-            tracing::info!(master = %shown, "Redis master found through Sentinel");
+            // `host:port` only: nothing to redact.
+            tracing::info!(master, "Redis master found through Sentinel");
             known.master = Some(master);
         }
         known.checked = Some(Instant::now());
