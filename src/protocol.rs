@@ -399,10 +399,9 @@ mod tests {
 
     #[test]
     fn source_is_optional() {
-        assert_eq!(
-            parse(request(json!({"callid": "1", "AccountNumber": "2"}))).source,
-            None
-        );
+        let inbound = parse(request(json!({"callid": "1", "AccountNumber": "2"})));
+        assert_eq!(inbound.source, None);
+        assert!(inbound.query.is_ok(), "{:?}", inbound.query);
     }
 
     #[test]

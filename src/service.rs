@@ -144,10 +144,7 @@ impl<S: Store> Service<S> {
     ) -> Handled {
         let inbound = parse_request(body, self.max_message_bytes);
         let answer = match &inbound.query {
-            Ok(query) => {
-                self.answer(query, &inbound.callid, received + self.deadline)
-                    .await
-            }
+            Ok(query) => self.answer(query, received + self.deadline).await,
             Err(error) => Err(error.clone()),
         };
         let (result, reply) = match answer {
@@ -171,25 +168,25 @@ impl<S: Store> Service<S> {
 
     /// Check 6 of the contract, the cache lookups in order; then the
     /// request kind's own selection, rendered.
-    async fn answer(
-        &self,
-        query: &Query,
-        callid: &str,
-        deadline: Instant,
-    ) -> Result<Vec<u8>, WsError> {
-        let (campaign_id, list) = self.campaign_outcomes(query, deadline).await?;
-        let Some(list) = list else {
+    async fn answer(&self, query: &Query, deadline: Instant) -> Result<Vec<u8>, WsError> {
+        let (campaign_id, stored) = self.campaign_outcomes(query, deadline).await?;
+        let empty;
+        let list = match &stored {
+            Some(list) => list.as_ref(),
+            None => {
+                empty = OutcomeList::new(Vec::new());
+                &empty
+            }
+        };
+        let selection: Selection<'_> = (query.kind.select)(&query.data, list)?;
+        if stored.is_none() {
             tracing::warn!(
                 campaign_id,
                 "campaign has no stored outcome list; answering []"
             );
             metrics::counter!("lcm_empty_outcome_lists_total").increment(1);
-            let empty = OutcomeList::new(Vec::new());
-            let selection = (query.kind.select)(&query.data, &empty)?;
-            return Ok(render_outcomes(query.kind, callid, &empty, &selection));
-        };
-        let selection: Selection<'_> = (query.kind.select)(&query.data, &list)?;
-        Ok(render_outcomes(query.kind, callid, &list, &selection))
+        }
+        Ok(render_outcomes(query.kind, &query.callid, list, &selection))
     }
 
     async fn campaign_outcomes(
