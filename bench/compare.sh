@@ -36,6 +36,12 @@ cleanup() {
   for queue in "$run.queue" "$run.queue.dead"; do
     rabbitmqctl -q delete_queue "$queue" >/dev/null 2>&1 || true
   done
+  # rabbitmqctl has no delete_exchange; this is the broker's own call
+  # (RabbitMQ 3.x), best effort.
+  for exchange in "$run.requests" "$run.replies" "$run.dead"; do
+    rabbitmqctl -q eval "rabbit_exchange:delete(rabbit_misc:r(<<\"/\">>, exchange, <<\"$exchange\">>), false, <<\"compare.sh\">>)." \
+      >/dev/null 2>&1 || true
+  done
 }
 trap cleanup EXIT
 

@@ -265,7 +265,6 @@ impl Load<'_> {
     /// Counts one reply; true when it is the first reply to a request in
     /// flight, which frees a closed loop's slot.
     fn receive(&mut self, delivery: &lapin::message::Delivery, now: Instant) -> bool {
-        self.last_reply = now;
         let correlation_id = delivery
             .properties
             .correlation_id()
@@ -287,6 +286,9 @@ impl Load<'_> {
             }
             return false;
         };
+        // Only a first reply counts as progress: a stray or duplicate one
+        // frees no slot and must not stretch the run's elapsed time.
+        self.last_reply = now;
         self.answered += 1;
         record_latency(
             &mut self.latency,
@@ -338,11 +340,9 @@ impl Load<'_> {
     }
 
     fn tally(self) -> Tally {
-        let end = if self.answered > 0 {
-            self.last_reply.max(self.last_send)
-        } else {
-            self.last_send
-        };
+        // `last_reply` starts at the start, so without replies this is the
+        // last send.
+        let end = self.last_reply.max(self.last_send);
         Tally {
             sent: self.next_seq,
             answered: self.answered,

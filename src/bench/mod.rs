@@ -344,7 +344,8 @@ mod tests {
             &["--rate", "10", "--concurrency", "4"][..],
             &["--duration", "1s", "--count", "4"],
             &["--rate", "0"],
-            &["--rate", "-3"],
+            // `--rate -3` would be refused as an unknown flag, not a bad rate.
+            &["--rate=-3"],
             &["--concurrency", "0"],
             &["--calls", "0"],
             &["--count", "0"],
