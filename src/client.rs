@@ -40,11 +40,7 @@ pub async fn request(settings: &Settings, args: &RequestArgs) -> anyhow::Result<
     // Direct Reply-to: consume the pseudo-queue, without acks, before publishing.
     let mut replies = crate::amqp::consume_direct_reply_to(&channel).await?;
     let correlation_id = format!("lcm-cli-{}-{}", std::process::id(), now_micros());
-    let body = json!({
-        "channel": "LCM", "topic": "WebService", "subtopic": "GetBusinessOutcome",
-        "source": args.source,
-        "data": {"callid": args.callid, "AccountNumber": args.account}
-    });
+    let body = request_body(&args.source, &args.callid, &args.account);
     let properties = BasicProperties::default()
         .with_content_type("application/json".into())
         .with_reply_to(crate::amqp::DIRECT_REPLY_TO.into())
@@ -99,4 +95,13 @@ fn now_micros() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros())
+}
+
+/// A GetBusinessOutcome request, as a requester sends it.
+pub fn request_body(source: &str, callid: &str, account: &str) -> serde_json::Value {
+    json!({
+        "channel": "LCM", "topic": "WebService", "subtopic": "GetBusinessOutcome",
+        "source": source,
+        "data": {"callid": callid, "AccountNumber": account}
+    })
 }

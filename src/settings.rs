@@ -361,8 +361,14 @@ impl Settings {
                 return invalid(key, "must be 1 to 255 bytes");
             }
         }
-        if self.amqp.bindings.is_empty() || self.amqp.bindings.iter().any(|b| b.len() > 255) {
+        if self.amqp.bindings.is_empty() {
             return invalid("amqp.bindings", "must list at least one binding key");
+        }
+        if self.amqp.bindings.iter().any(|b| b.len() > 255) {
+            return invalid(
+                "amqp.bindings",
+                "each binding key must be at most 255 bytes",
+            );
         }
         let positive = [
             ("amqp.prefetch", u64::from(self.amqp.prefetch)),

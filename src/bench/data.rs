@@ -145,15 +145,10 @@ pub fn check_reply(body: &[u8], callid: &str, expected: &Value) -> Result<(), Mi
     Ok(())
 }
 
-/// A GetBusinessOutcome request, as a requester sends it.
 fn request_body(source: &str, callid: &str, account: &str) -> Vec<u8> {
-    json!({
-        "channel": "LCM", "topic": "WebService", "subtopic": "GetBusinessOutcome",
-        "source": source,
-        "data": {"callid": callid, "AccountNumber": account}
-    })
-    .to_string()
-    .into_bytes()
+    crate::client::request_body(source, callid, account)
+        .to_string()
+        .into_bytes()
 }
 
 /// A stored list that exercises the normalisation the worker does: ids as
