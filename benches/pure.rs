@@ -8,8 +8,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion};
 use lcm_worker::outcomes::OutcomeList;
 use lcm_worker::protocol::{parse_request, render_outcomes};
-use lcm_worker::requests::{RequestKind, Selection};
-use lcm_worker::routing::RequestProperties;
+use lcm_worker::protocol::{RequestKind, RequestProperties, Selection};
 use lcm_worker::service::{CallRecord, Service, Store, StoreError};
 use tokio::time::Instant;
 

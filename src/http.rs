@@ -1,5 +1,7 @@
 //! `/healthz`, `/readyz` and `/metrics` (PROTOCOL.md section 8).
 
+use std::time::Duration;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -8,14 +10,17 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::health::Readiness;
-use crate::store::RedisStore;
+use crate::amqp::ConsumerState;
+use crate::redis::RedisStore;
+
+/// How long `/readyz` waits for Redis to answer a PING.
+const REDIS_PING_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// What the endpoints read.
 #[derive(Clone)]
 pub struct HttpState {
-    /// Consumer state.
-    pub readiness: Readiness,
+    /// Whether the worker consumes now.
+    pub consumer: ConsumerState,
     /// The store `/readyz` pings.
     pub store: RedisStore,
     /// The Prometheus recorder's handle.
@@ -39,12 +44,24 @@ pub async fn serve(
 }
 
 async fn readyz(State(state): State<HttpState>) -> (StatusCode, String) {
-    match state.readiness.check(&state.store).await {
+    match ready(&state).await {
         Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: {reason}\n"),
         ),
+    }
+}
+
+/// Ready: consuming from RabbitMQ and Redis answering; else a one-line reason.
+async fn ready(state: &HttpState) -> Result<(), String> {
+    if !state.consumer.consuming() {
+        return Err("not consuming from RabbitMQ".to_owned());
+    }
+    match tokio::time::timeout(REDIS_PING_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(format!("Redis not answering: {error}")),
+        Err(_) => Err("Redis not answering: PING timed out".to_owned()),
     }
 }
 

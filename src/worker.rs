@@ -1,5 +1,5 @@
-//! The worker's public entry point: wires the store, the service, the HTTP
-//! endpoints and the consumer, and runs them until shutdown.
+//! The worker: wires the store, the service, the HTTP endpoints and the
+//! consumer, and runs them until shutdown.
 
 use std::sync::Arc;
 
@@ -7,19 +7,24 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::amqp::consumer;
-use crate::health::Readiness;
+use crate::amqp::{self, ConsumerState};
 use crate::http::{self, HttpState};
+use crate::redis::RedisStore;
 use crate::service::Service;
 use crate::settings::Settings;
-use crate::store::RedisStore;
+use crate::telemetry;
 
-/// Runs the worker until `shutdown` is cancelled (by a signal, or by the
-/// caller), then drains and closes. Errors only on start-up problems:
-/// the HTTP address cannot be bound, or the broker refuses the topology.
-pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
-    tracing::info!(config = ?settings.redacted(), "starting lcm-worker {}", env!("CARGO_PKG_VERSION"));
-    crate::tls::warn_if_insecure(&settings);
+/// Runs the worker, serving `/healthz`, `/readyz` and `/metrics` on
+/// `listener`, until `shutdown` is cancelled (by a signal, or by the
+/// caller), then drains and closes. Errors only on start-up problems: the
+/// store cannot be built, or the broker refuses the topology.
+pub async fn run(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    tracing::info!(config = ?settings, "starting lcm-worker {}", env!("CARGO_PKG_VERSION"));
+    settings.warn_if_insecure();
     let settings = Arc::new(settings);
     let store = RedisStore::new(&settings.redis).context("redis")?;
     // Say at once when Redis cannot be reached (a TLS or certificate error
@@ -38,23 +43,17 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         )
         .with_outcome_cache(settings.outcome_cache_ttl()),
     );
-    let readiness = Readiness::default();
-    let listener = TcpListener::bind(settings.http.addr)
-        .await
-        .with_context(|| format!("binding http.addr {}", settings.http.addr))?;
+    let consumer = ConsumerState::default();
     tracing::info!(addr = %listener.local_addr()?, "serving /healthz, /readyz and /metrics");
-    let metrics = crate::telemetry::metrics_handle();
-    tokio::spawn(crate::telemetry::metrics_upkeep(
-        metrics.clone(),
-        shutdown.clone(),
-    ));
+    let metrics = telemetry::metrics_handle();
+    tokio::spawn(telemetry::metrics_upkeep(metrics.clone(), shutdown.clone()));
     let state = HttpState {
-        readiness: readiness.clone(),
+        consumer: consumer.clone(),
         store,
         metrics,
     };
     let http = tokio::spawn(http::serve(listener, state, shutdown.clone()));
-    let consumed = consumer::run(settings, service, readiness, shutdown.clone()).await;
+    let consumed = amqp::run(settings, service, consumer, shutdown.clone()).await;
     // The HTTP server stops with the same token; a topology error stops it too.
     shutdown.cancel();
     let served = http.await.context("http task")?;

@@ -4,12 +4,12 @@
 
 use rand::Rng;
 
-use crate::settings::redact_url;
+use crate::settings::SecretUrl;
 
 /// The endpoint list and the cursor of the next attempt.
 #[derive(Debug, Clone)]
 pub struct Endpoints {
-    urls: Vec<String>,
+    urls: Vec<SecretUrl>,
     redacted: Vec<String>,
     next: usize,
 }
@@ -19,8 +19,8 @@ pub struct Endpoints {
 pub struct Endpoint<'a> {
     /// Its position in the configured list.
     pub index: usize,
-    /// The URL to connect to; may hold a password.
-    pub url: &'a str,
+    /// The URL to connect to.
+    pub url: &'a SecretUrl,
     /// The URL safe to log.
     pub redacted: &'a str,
 }
@@ -30,9 +30,9 @@ impl Endpoints {
     ///
     /// # Panics
     /// If `urls` is empty: settings always give at least one.
-    pub fn new(urls: Vec<String>, start: usize) -> Self {
+    pub fn new(urls: Vec<SecretUrl>, start: usize) -> Self {
         assert!(!urls.is_empty(), "at least one AMQP endpoint");
-        let redacted = urls.iter().map(|u| redact_url(u)).collect();
+        let redacted = urls.iter().map(SecretUrl::redacted).collect();
         let next = start % urls.len();
         Self {
             urls,
@@ -42,7 +42,7 @@ impl Endpoints {
     }
 
     /// Tries `urls` in order from a random start.
-    pub fn shuffled(urls: Vec<String>) -> Self {
+    pub fn shuffled(urls: Vec<SecretUrl>) -> Self {
         let start = rand::rng().random_range(0..urls.len().max(1));
         Self::new(urls, start)
     }
@@ -50,11 +50,6 @@ impl Endpoints {
     /// How many endpoints there are: one failed round is this many attempts.
     pub fn len(&self) -> usize {
         self.urls.len()
-    }
-
-    /// Always false: there is at least one endpoint.
-    pub fn is_empty(&self) -> bool {
-        self.urls.is_empty()
     }
 
     /// The endpoint of the next attempt; the one after it comes next time.
@@ -73,9 +68,9 @@ impl Endpoints {
 mod tests {
     use super::*;
 
-    fn urls(n: usize) -> Vec<String> {
+    fn urls(n: usize) -> Vec<SecretUrl> {
         (0..n)
-            .map(|i| format!("amqp://u:secret@node{i}:5672/%2f"))
+            .map(|i| SecretUrl::new(format!("amqp://u:secret@node{i}:5672/%2f")))
             .collect()
     }
 
@@ -97,7 +92,7 @@ mod tests {
     fn the_logged_url_has_no_password() {
         let mut endpoints = Endpoints::shuffled(urls(2));
         let endpoint = endpoints.next_endpoint();
-        assert!(endpoint.url.contains("secret"));
+        assert!(endpoint.url.expose().contains("secret"));
         assert!(
             !endpoint.redacted.contains("secret"),
             "{}",

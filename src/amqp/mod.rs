@@ -1,53 +1,71 @@
-//! Everything that speaks AMQP: the topology, confirmed reply publishing,
-//! the consumer loop, and the broker endpoints it fails over between.
+//! Every line that speaks AMQP (lapin): the connection and the broker
+//! endpoints it fails over between, the topology, confirmed publishing, the
+//! consumer (supervisor, session, delivery, settle policy), and the Direct
+//! Reply-to requester of the `request` and `bench` commands.
 
-pub mod consumer;
-pub mod endpoints;
-pub mod publisher;
+mod endpoints;
+mod publisher;
+mod requester;
+mod session;
+mod settle;
+mod supervisor;
 pub mod topology;
+
+mod delivery;
 
 use std::io;
 use std::time::Duration;
 
-use anyhow::anyhow;
+use anyhow::{anyhow, Context};
 use lapin::tcp::{AMQPUriTcpExt, RustlsConnector};
 use lapin::uri::{AMQPScheme, AMQPUri};
 use lapin::{Connection, ConnectionProperties};
 
-use crate::settings::{Settings, TlsSettings};
+pub use self::requester::{ReceivedReply, Requester, Sent};
+pub use self::settle::{settle, ChannelState, PublishOutcome, Settle};
+pub use self::supervisor::{run, ConsumeError, ConsumerState};
+pub use self::topology::RequestQueueState;
 
-pub use crate::routing::DIRECT_REPLY_TO;
+use crate::settings::{SecretUrl, Settings, SettingsError, TlsSettings};
 
-/// Consumes Direct Reply-to on `channel`, without acks (the broker allows
-/// no other way). Requests must then be published on the same channel.
-pub async fn consume_direct_reply_to(channel: &lapin::Channel) -> lapin::Result<lapin::Consumer> {
-    channel
-        .basic_consume(
-            DIRECT_REPLY_TO.into(),
-            "".into(),
-            lapin::options::BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            lapin::types::FieldTable::default(),
-        )
-        .await
+/// Why an AMQP URL was refused. lapin's parse error quotes the whole URL,
+/// password included, so it is never passed on.
+const NOT_AN_AMQP_URL: &str = "not an AMQP URL (amqp[s]://user:password@host:port/vhost)";
+
+/// Checks `amqp.url` and `amqp.urls` with the parser that will connect
+/// with them; the error names the key.
+pub fn validate(settings: &Settings) -> Result<(), SettingsError> {
+    let amqp = &settings.amqp;
+    let refused = |key| SettingsError::Invalid {
+        key,
+        reason: NOT_AN_AMQP_URL.to_owned(),
+    };
+    if parse(&amqp.url).is_err() {
+        return Err(refused("amqp.url"));
+    }
+    if amqp.urls.iter().any(|url| parse(url).is_err()) {
+        return Err(refused("amqp.urls"));
+    }
+    Ok(())
 }
 
-/// Opens a connection named after the worker, so operators can tell it
-/// apart in the management UI. `amqps://` URLs use the rustls
-/// configuration of `tls` (`amqp.tls.*`).
-pub async fn connect(url: &str, name: &str, tls: &TlsSettings) -> lapin::Result<Connection> {
-    let properties = ConnectionProperties::default().with_connection_name(name.into());
-    // The parser's error may quote the whole URL, password included.
-    let uri: AMQPUri = url
+fn parse(url: &SecretUrl) -> io::Result<AMQPUri> {
+    url.expose()
         .parse()
-        .map_err(|_: String| io::Error::other("not an AMQP URL"))?;
+        .map_err(|_: String| io::Error::other(NOT_AN_AMQP_URL))
+}
+
+/// Opens a connection named `name`, so that operators can tell it apart in
+/// the management UI. `amqps://` URLs use the rustls configuration of `tls`
+/// (`amqp.tls.*`).
+pub async fn connect(url: &SecretUrl, name: &str, tls: &TlsSettings) -> lapin::Result<Connection> {
+    let properties = ConnectionProperties::default().with_connection_name(name.into());
+    let uri = parse(url)?;
     if uri.scheme == AMQPScheme::AMQP {
         return Connection::connect_uri(uri, properties).await;
     }
-    let config =
-        crate::tls::client_config(tls, &crate::tls::AMQP_KEYS).map_err(io::Error::other)?;
+    let config = crate::settings::tls::client_config(tls, &crate::settings::tls::AMQP_KEYS)
+        .map_err(io::Error::other)?;
     let connector = RustlsConnector::from(config);
     let runtime = lapin::runtime::default_runtime()?;
     // lapin's own TLS set-up takes no custom verifier, so the TCP stream is
@@ -71,15 +89,82 @@ pub async fn connect_first(
 ) -> anyhow::Result<(Connection, String)> {
     let mut failures = Vec::new();
     for url in settings.amqp_urls() {
-        let redacted = crate::settings::redact_url(&url);
         let tls = &settings.amqp.tls;
         match tokio::time::timeout(timeout, connect(&url, name, tls)).await {
-            Ok(Ok(connection)) => return Ok((connection, redacted)),
-            Ok(Err(error)) => failures.push(format!("RabbitMQ at {redacted}: {error}")),
-            Err(_) => failures.push(format!(
-                "RabbitMQ at {redacted}: timed out after {timeout:?}"
-            )),
+            Ok(Ok(connection)) => return Ok((connection, url.redacted())),
+            Ok(Err(error)) => failures.push(format!("RabbitMQ at {url}: {error}")),
+            Err(_) => failures.push(format!("RabbitMQ at {url}: timed out after {timeout:?}")),
         }
     }
     Err(anyhow!("{}", failures.join("; ")))
+}
+
+/// A connection for the `check` command.
+pub struct Probe {
+    connection: Connection,
+    url: String,
+}
+
+impl Probe {
+    /// Connects like [`connect_first`].
+    pub async fn connect(settings: &Settings, timeout: Duration) -> anyhow::Result<Self> {
+        let (connection, url) = connect_first(settings, "lcm-worker check", timeout).await?;
+        Ok(Self { connection, url })
+    }
+
+    /// The redacted URL it went to.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Declares the topology; what the broker said of the request queue.
+    pub async fn declare_topology(&self, settings: &Settings) -> anyhow::Result<RequestQueueState> {
+        let channel = self
+            .connection
+            .create_channel()
+            .await
+            .context("RabbitMQ channel")?;
+        topology::declare(&channel, &settings.amqp)
+            .await
+            .context("RabbitMQ topology")
+    }
+
+    /// Closes the connection.
+    pub async fn close(self) {
+        let _ = self.connection.close(200, "check done".into()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn load(var: &str, value: &str) -> Result<(), SettingsError> {
+        let env = HashMap::from([(var.to_owned(), value.to_owned())]);
+        validate(&Settings::load_from(None, Some(env))?)
+    }
+
+    #[test]
+    fn a_url_that_is_not_amqp_names_its_key() {
+        for (var, value, key) in [
+            ("LCM__AMQP__URL", "http://x", "amqp.url"),
+            ("LCM__AMQP__URLS", "amqp://a/%2f,http://b", "amqp.urls"),
+        ] {
+            let error = load(var, value).unwrap_err().to_string();
+            assert!(error.contains(key), "{var}={value}: {error}");
+        }
+        load("LCM__AMQP__URLS", "amqp://a/%2f,amqps://b:5671/%2f").unwrap();
+    }
+
+    #[test]
+    fn a_refused_amqp_url_is_not_quoted_back() {
+        // lapin's parser quotes the whole URL in its error.
+        for var in ["LCM__AMQP__URL", "LCM__AMQP__URLS"] {
+            let error = load(var, "amqp:guest:s3cret@host").unwrap_err().to_string();
+            assert!(error.contains("not an AMQP URL"), "{error}");
+            assert!(!error.contains("s3cret"), "{error}");
+        }
+    }
 }

@@ -3,22 +3,12 @@
 use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Channel, Confirmation};
 
-use crate::routing::ReplyRoute;
-
-/// How RabbitMQ took a reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Published {
-    /// Routed and confirmed.
-    Confirmed,
-    /// Confirmed, but returned as unroutable: nobody is listening.
-    Returned,
-    /// Negatively confirmed: RabbitMQ could not take it.
-    Refused,
-}
+use super::settle::PublishOutcome;
+use crate::protocol::ReplyRoute;
 
 /// A reply ready to publish.
 #[derive(Debug, Clone, Copy)]
-pub struct Reply<'a> {
+pub(super) struct Reply<'a> {
     /// Where it goes.
     pub route: &'a ReplyRoute,
     /// The JSON body.
@@ -29,12 +19,12 @@ pub struct Reply<'a> {
 
 /// Publishes `reply` and waits for RabbitMQ's confirm. An `Err` means the
 /// channel or connection failed: the request must stay unacknowledged.
-pub async fn publish(
+pub(super) async fn publish(
     channel: &Channel,
     reply_exchange: &str,
     app_id: &str,
     reply: Reply<'_>,
-) -> lapin::Result<Published> {
+) -> lapin::Result<PublishOutcome> {
     let exchange = match reply.route {
         ReplyRoute::ReplyTo(_) => "",
         ReplyRoute::Source(_) => reply_exchange,
@@ -60,8 +50,8 @@ pub async fn publish(
         .await?
         .await?;
     Ok(match confirm {
-        Confirmation::Ack(None) | Confirmation::NotRequested => Published::Confirmed,
-        Confirmation::Ack(Some(_)) => Published::Returned,
-        Confirmation::Nack(_) => Published::Refused,
+        Confirmation::Ack(None) | Confirmation::NotRequested => PublishOutcome::Confirmed,
+        Confirmation::Ack(Some(_)) => PublishOutcome::Returned,
+        Confirmation::Nack(_) => PublishOutcome::Refused,
     })
 }

@@ -1,0 +1,181 @@
+//! One delivery's task: ask the service for the decision, publish the
+//! reply, and settle the request as [`settle`] says.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicRejectOptions};
+use lapin::Channel;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{field, Instrument};
+
+use super::publisher::{publish, Reply};
+use super::settle::{settle, ChannelState, PublishOutcome, Settle};
+use crate::backoff::Backoff;
+use crate::protocol::RequestProperties;
+use crate::service::{Action, Handled, Service, Store};
+use crate::settings::Settings;
+use crate::telemetry::metrics::{self, InHand, RESULT_DEAD_LETTERED, UNKNOWN_KIND};
+
+/// Pauses between publishes of a refused reply.
+const REPUBLISH_START: Duration = Duration::from_millis(20);
+const REPUBLISH_CAP: Duration = Duration::from_millis(250);
+
+/// Everything one delivery's task needs.
+pub(super) struct DeliveryTask<S> {
+    pub settings: Arc<Settings>,
+    pub service: Arc<Service<S>>,
+    pub channel: Channel,
+    pub received: Instant,
+    /// Cancelled when the connection is lost.
+    pub abandon: CancellationToken,
+}
+
+impl<S: Store> DeliveryTask<S> {
+    /// Handles the delivery until it is settled, or abandoned with its
+    /// connection.
+    pub async fn run(self, delivery: Delivery) {
+        let properties = request_properties(&delivery);
+        let span = tracing::info_span!(
+            "delivery",
+            correlation_id = properties.reply_correlation_id().unwrap_or(""),
+            callid = field::Empty,
+            source = field::Empty,
+            redelivered = delivery.redelivered,
+        );
+        let _in_hand = InHand::take();
+        let abandon = self.abandon.clone();
+        async {
+            tokio::select! {
+                _ = abandon.cancelled() => {
+                    tracing::debug!("connection lost before the request was settled; RabbitMQ redelivers it");
+                }
+                _ = self.handle(&delivery, &properties) => {}
+            }
+        }
+        .instrument(span)
+        .await;
+    }
+
+    async fn handle(&self, delivery: &Delivery, properties: &RequestProperties) {
+        let decided = self
+            .service
+            .handle_guarded(&delivery.data, properties, self.received)
+            .await;
+        let Some(handled) = decided else {
+            tracing::error!("handler panicked; dead-lettering the request");
+            self.dead_letter(delivery, UNKNOWN_KIND).await;
+            return;
+        };
+        let span = tracing::Span::current();
+        span.record("callid", handled.callid.as_str());
+        span.record("source", handled.source.as_deref().unwrap_or(""));
+        let kind = handled.kind.map_or(UNKNOWN_KIND, |k| k.label());
+        match &handled.action {
+            Action::DeadLetter { reason } => {
+                tracing::warn!(reason, "request dead-lettered");
+                self.dead_letter(delivery, kind).await;
+            }
+            Action::Reply { route, body } => {
+                let reply = Reply {
+                    route,
+                    body,
+                    correlation_id: properties.reply_correlation_id(),
+                };
+                self.reply_and_settle(delivery, reply, &handled, kind).await;
+            }
+        }
+    }
+
+    /// Publishes the reply until [`settle`] decides, and carries the
+    /// decision out.
+    async fn reply_and_settle(
+        &self,
+        delivery: &Delivery,
+        reply: Reply<'_>,
+        handled: &Handled,
+        kind: &'static str,
+    ) {
+        let amqp = &self.settings.amqp;
+        let deadline = self.received + self.settings.request_deadline();
+        let mut backoff = Backoff::new(REPUBLISH_START, REPUBLISH_CAP);
+        loop {
+            let outcome = publish(&self.channel, &amqp.reply_exchange, &amqp.app_id, reply)
+                .await
+                .unwrap_or_else(|error| {
+                    tracing::warn!(%error, "publishing the reply failed");
+                    PublishOutcome::Failed
+                });
+            let channel = if self.channel.status().connected() {
+                ChannelState::Open
+            } else {
+                ChannelState::Closed
+            };
+            match settle(outcome, channel, Instant::now() < deadline) {
+                Settle::Ack { unroutable } => {
+                    if unroutable {
+                        tracing::warn!(
+                            route = reply.route.label(),
+                            routing_key = reply.route.routing_key(),
+                            "reply returned unroutable: nobody is listening; acknowledging the request"
+                        );
+                        metrics::reply_unroutable();
+                    }
+                    return self.ack(delivery, handled.result, kind).await;
+                }
+                Settle::Retry => {
+                    tracing::warn!("reply refused by RabbitMQ (nack); publishing again");
+                    tokio::time::sleep(backoff.next_pause()).await;
+                }
+                Settle::DeadLetter => {
+                    tracing::error!(
+                        ?outcome,
+                        "reply not taken by RabbitMQ; dead-lettering the request"
+                    );
+                    return self.dead_letter(delivery, kind).await;
+                }
+                Settle::LeaveForRedelivery => {
+                    tracing::warn!("channel lost before the reply was confirmed; leaving the request for redelivery");
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn ack(&self, delivery: &Delivery, result: &'static str, kind: &'static str) {
+        match delivery.acker.ack(BasicAckOptions::default()).await {
+            Ok(_) => {
+                tracing::debug!(result, "answered");
+                metrics::request_settled(kind, result, self.received.elapsed());
+            }
+            Err(error) => {
+                tracing::warn!(%error, "ack failed; RabbitMQ will redeliver the request");
+            }
+        }
+    }
+
+    async fn dead_letter(&self, delivery: &Delivery, kind: &'static str) {
+        let options = BasicRejectOptions { requeue: false };
+        match delivery.acker.reject(options).await {
+            Ok(_) => {
+                metrics::request_settled(kind, RESULT_DEAD_LETTERED, self.received.elapsed());
+            }
+            Err(error) => {
+                tracing::warn!(%error, "reject failed; RabbitMQ will redeliver the request");
+            }
+        }
+    }
+}
+
+fn request_properties(delivery: &Delivery) -> RequestProperties {
+    let text = |value: &Option<lapin::types::ShortString>| value.as_ref().map(|v| v.to_string());
+    let p = &delivery.properties;
+    RequestProperties {
+        reply_to: text(p.reply_to()),
+        correlation_id: text(p.correlation_id()),
+        message_id: text(p.message_id()),
+        app_id: text(p.app_id()),
+    }
+}

@@ -1,0 +1,89 @@
+//! The `check` command: is this configuration usable here and now?
+
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+
+use crate::amqp::Probe;
+use crate::redis::RedisStore;
+use crate::settings::Settings;
+
+/// How long each probe may take before it counts as failed.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connects to RabbitMQ and Redis and declares the topology, printing
+/// what it finds on standard output as it goes; the error names what failed.
+pub async fn run(settings: &Settings) -> anyhow::Result<()> {
+    let config = std::env::var("LCM_CONFIG").unwrap_or_else(|_| "not set".to_owned());
+    println!("configuration: valid (LCM_CONFIG {config})");
+
+    let amqp = &settings.amqp;
+    settings.warn_if_insecure();
+    let probe = Probe::connect(settings, PROBE_TIMEOUT).await?;
+    println!("rabbitmq: connected to {}", probe.url());
+    let queue = probe.declare_topology(settings).await?;
+    println!(
+        "topology: declared exchanges `{}` (topic), `{}` (direct), `{}` (fanout); \
+         queue `{}` ({}, bindings {:?}) with {} ready and {} consumers; dead-letter queue `{}`",
+        amqp.request_exchange,
+        amqp.reply_exchange,
+        amqp.dead_letter_exchange,
+        amqp.request_queue,
+        amqp.queue_type.as_str(),
+        amqp.bindings,
+        queue.messages,
+        queue.consumers,
+        amqp.dead_letter_queue,
+    );
+    probe.close().await;
+
+    let store = RedisStore::new(&settings.redis)?;
+    let redis_url = match sentinel_master(&store, settings).await? {
+        Some(master) => format!("master {master} (via Sentinel)"),
+        None => settings.redis.url.redacted(),
+    };
+    tokio::time::timeout(PROBE_TIMEOUT, store.ping())
+        .await
+        .map_err(|_| anyhow!("timed out after {PROBE_TIMEOUT:?}"))
+        .and_then(|pinged| pinged.map_err(anyhow::Error::from))
+        .with_context(|| format!("Redis at {redis_url}"))?;
+    println!(
+        "redis: PING answered at {redis_url} (key prefix `{}`)",
+        settings.redis.key_prefix
+    );
+    println!("all checks passed");
+    Ok(())
+}
+
+/// With Sentinel, asks the sentinels for the master, prints it and returns
+/// its address; `None` without Sentinel.
+async fn sentinel_master(
+    store: &RedisStore,
+    settings: &Settings,
+) -> anyhow::Result<Option<String>> {
+    if !settings.redis.uses_sentinel() {
+        return Ok(None);
+    }
+    let redis = &settings.redis;
+    let sentinels: Vec<String> = redis
+        .sentinel_urls()
+        .iter()
+        .map(|url| url.redacted())
+        .collect();
+    let master = tokio::time::timeout(PROBE_TIMEOUT, store.sentinel_master())
+        .await
+        .map_err(|_| anyhow!("timed out after {PROBE_TIMEOUT:?}"))
+        .and_then(|found| found.map_err(anyhow::Error::from))
+        .with_context(|| {
+            format!(
+                "Redis Sentinel {sentinels:?}, master `{}`",
+                redis.sentinel_master
+            )
+        })?
+        .unwrap_or_default();
+    println!(
+        "redis sentinel: master `{}` is {master} (asked {sentinels:?})",
+        redis.sentinel_master
+    );
+    Ok(Some(master))
+}

@@ -1,0 +1,153 @@
+//! The connection pool behind [`super::RedisStore`]: one Redis server at
+//! `redis.url`, or the master that Redis Sentinel names.
+
+use std::ops::{Deref, DerefMut};
+use std::time::Duration;
+
+use deadpool::managed::{self, Object, Pool, Status};
+use deadpool_redis::redis::aio::{ConnectionLike, MultiplexedConnection};
+use deadpool_redis::redis::{self, AsyncConnectionConfig};
+use deadpool_redis::Runtime;
+
+use super::sentinel::SentinelManager;
+use crate::settings::RedisSettings;
+
+/// Bounds on connecting, on each response, and on waiting for a free slot.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub response: Duration,
+    pub wait: Duration,
+}
+
+/// A pool of multiplexed connections, to a fixed server or to the master
+/// found through Sentinel.
+#[derive(Clone)]
+pub enum RedisPool {
+    /// `redis.url`.
+    Plain(deadpool_redis::Pool),
+    /// `redis.sentinels` and `redis.sentinel_master`.
+    Sentinel(Pool<SentinelManager>),
+}
+
+impl RedisPool {
+    /// Builds the pool; connections are opened lazily, so this succeeds
+    /// while Redis (or every sentinel) is down.
+    pub fn new(settings: &RedisSettings, timeouts: Timeouts) -> Result<Self, String> {
+        let connection = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(timeouts.connect))
+            .set_response_timeout(Some(timeouts.response));
+        if settings.uses_sentinel() {
+            let manager = SentinelManager::new(settings, connection)
+                .map_err(|e| format!("redis.sentinels: {:?}", e.kind()))?;
+            Ok(Self::Sentinel(build(manager, settings, timeouts)?))
+        } else {
+            // `rediss://` gets the CA, client certificate and verification of `redis.tls`.
+            let info =
+                super::connection_info::connection_info(settings.url.expose(), &settings.tls)
+                    .map_err(|e| e.to_string())?;
+            let manager = deadpool_redis::Manager::new_with_config(info, connection)
+                .map_err(|e| format!("redis.url: {:?}", e.kind()))?;
+            Ok(Self::Plain(build(manager, settings, timeouts)?))
+        }
+    }
+
+    /// A connection, recycled or new.
+    pub async fn get(&self) -> Result<RedisConnection, String> {
+        match self {
+            Self::Plain(pool) => pool.get().await.map(RedisConnection::Plain),
+            Self::Sentinel(pool) => pool.get().await.map(RedisConnection::Sentinel),
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    /// Sizes of the pool now.
+    pub fn status(&self) -> Status {
+        match self {
+            Self::Plain(pool) => pool.status(),
+            Self::Sentinel(pool) => pool.status(),
+        }
+    }
+
+    /// The master the sentinels name now (checked with `ROLE`), as
+    /// `host:port`; `None` without Sentinel.
+    pub async fn sentinel_master(&self) -> Result<Option<String>, String> {
+        match self {
+            Self::Plain(_) => Ok(None),
+            Self::Sentinel(pool) => {
+                let client = pool.manager().master().await.map_err(|e| e.to_string())?;
+                Ok(Some(client.get_connection_info().addr().to_string()))
+            }
+        }
+    }
+}
+
+fn build<M, W>(
+    manager: M,
+    settings: &RedisSettings,
+    timeouts: Timeouts,
+) -> Result<Pool<M, W>, String>
+where
+    M: managed::Manager,
+    W: From<Object<M>>,
+{
+    Pool::builder(manager)
+        .max_size(settings.pool_size)
+        .wait_timeout(Some(timeouts.wait))
+        .create_timeout(Some(timeouts.connect))
+        .recycle_timeout(Some(timeouts.response))
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(|e| format!("redis pool: {e}"))
+}
+
+/// A pooled connection; goes back to its pool when dropped. Derefs to
+/// [`MultiplexedConnection`], so `&mut *conn` runs commands.
+pub enum RedisConnection {
+    /// From the plain pool.
+    Plain(deadpool_redis::Connection),
+    /// From the Sentinel pool.
+    Sentinel(Object<SentinelManager>),
+}
+
+impl Deref for RedisConnection {
+    type Target = MultiplexedConnection;
+
+    fn deref(&self) -> &MultiplexedConnection {
+        match self {
+            Self::Plain(conn) => conn,
+            Self::Sentinel(conn) => conn,
+        }
+    }
+}
+
+impl DerefMut for RedisConnection {
+    fn deref_mut(&mut self) -> &mut MultiplexedConnection {
+        match self {
+            Self::Plain(conn) => conn,
+            Self::Sentinel(conn) => conn,
+        }
+    }
+}
+
+impl ConnectionLike for RedisConnection {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        (**self).req_packed_command(cmd)
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        (**self).req_packed_commands(cmd, offset, count)
+    }
+
+    fn get_db(&self) -> i64 {
+        (**self).get_db()
+    }
+}

@@ -1,0 +1,461 @@
+//! The request -> reply decision, over the [`Store`] port.
+//!
+//! Knows the contract's check order and failure policy (retry the cache
+//! until the request's deadline) but neither AMQP nor Redis: tests drive it
+//! with an in-memory store.
+
+mod outcome_cache;
+mod retry;
+mod store;
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use tokio::time::Instant;
+
+use self::outcome_cache::{Cached, OutcomeCache};
+use self::retry::retry_until;
+pub use self::store::{CallRecord, Store, StoreError};
+use crate::outcomes::OutcomeList;
+use crate::protocol::{
+    parse_request, render_error, render_outcomes, Query, ReplyRoute, RequestKind,
+    RequestProperties, Selection, WsError,
+};
+use crate::telemetry::metrics;
+
+/// What to do with a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Publish `body` along `route`, then acknowledge the request.
+    Reply {
+        /// Where the reply goes.
+        route: ReplyRoute,
+        /// The rendered reply.
+        body: Vec<u8>,
+    },
+    /// Nobody can be answered: reject the request into the dead-letter queue.
+    DeadLetter {
+        /// Why, for the log.
+        reason: &'static str,
+    },
+}
+
+/// The decision for one request, with what the logs and metrics need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handled {
+    /// The echoed callid (empty when the request had none).
+    pub callid: String,
+    /// The body's `source`, when usable.
+    pub source: Option<String>,
+    /// The request kind, when the subtopic was recognised.
+    pub kind: Option<&'static RequestKind>,
+    /// `ok`, or the label of the `WS_Error` kind.
+    pub result: &'static str,
+    /// What to do.
+    pub action: Action,
+}
+
+/// Decides replies; cheap to share between concurrent deliveries.
+#[derive(Debug)]
+pub struct Service<S> {
+    store: S,
+    max_message_bytes: usize,
+    deadline: Duration,
+    cache: OutcomeCache,
+}
+
+impl<S: Store> Service<S> {
+    /// A service answering from `store`, with the body size limit and the
+    /// per-request deadline of the configuration. Outcome lists are not
+    /// cached; see [`Service::with_outcome_cache`].
+    pub fn new(store: S, max_message_bytes: usize, deadline: Duration) -> Self {
+        Self {
+            store,
+            max_message_bytes,
+            deadline,
+            cache: OutcomeCache::new(Duration::ZERO),
+        }
+    }
+
+    /// Keeps parsed outcome lists for `ttl` (a campaign edit shows within
+    /// `ttl` at worst).
+    pub fn with_outcome_cache(mut self, ttl: Duration) -> Self {
+        self.cache = OutcomeCache::new(ttl);
+        self
+    }
+
+    /// As [`Service::handle`], but a panic while deciding becomes `None`,
+    /// so that one poisoned message cannot take the worker down: the caller
+    /// dead-letters it.
+    pub async fn handle_guarded(
+        &self,
+        body: &[u8],
+        properties: &RequestProperties,
+        received: Instant,
+    ) -> Option<Handled> {
+        AssertUnwindSafe(self.handle(body, properties, received))
+            .catch_unwind()
+            .await
+            .ok()
+    }
+
+    /// Decides the reply to one request received at `received`.
+    pub async fn handle(
+        &self,
+        body: &[u8],
+        properties: &RequestProperties,
+        received: Instant,
+    ) -> Handled {
+        let inbound = parse_request(body, self.max_message_bytes);
+        let answer = match &inbound.query {
+            Ok(query) => self.answer(query, received + self.deadline).await,
+            Err(error) => Err(error.clone()),
+        };
+        let (result, reply) = match answer {
+            Ok(reply) => ("ok", reply),
+            Err(error) => (error.label(), render_error(&inbound.callid, &error)),
+        };
+        let action = match ReplyRoute::choose(properties, inbound.source.as_deref()) {
+            Some(route) => Action::Reply { route, body: reply },
+            None => Action::DeadLetter {
+                reason: "no reply_to, source or app_id to answer to",
+            },
+        };
+        Handled {
+            callid: inbound.callid,
+            source: inbound.source,
+            kind: inbound.kind,
+            result,
+            action,
+        }
+    }
+
+    /// Check 6 of the contract, the cache lookups in order; then the
+    /// request kind's own selection, rendered.
+    async fn answer(&self, query: &Query, deadline: Instant) -> Result<Vec<u8>, WsError> {
+        let (campaign_id, stored) = self.campaign_outcomes(query, deadline).await?;
+        let empty;
+        let list = match &stored {
+            Some(list) => list.as_ref(),
+            None => {
+                empty = OutcomeList::new(Vec::new());
+                &empty
+            }
+        };
+        let selection: Selection<'_> = (query.kind.select)(&query.data, list)?;
+        if stored.is_none() {
+            tracing::warn!(
+                campaign_id,
+                "campaign has no stored outcome list; answering []"
+            );
+            metrics::empty_outcome_list();
+        }
+        Ok(render_outcomes(query.kind, &query.callid, list, &selection))
+    }
+
+    async fn campaign_outcomes(
+        &self,
+        query: &Query,
+        deadline: Instant,
+    ) -> Result<(String, Cached), WsError> {
+        let invalid_call = || WsError::InvalidCallId(query.callid.clone());
+        let call = retry_until(deadline, || self.store.call(&query.callid))
+            .await?
+            .map_err(|error| {
+                tracing::warn!(%error, "call record is unreadable");
+                invalid_call()
+            })?
+            .ok_or_else(invalid_call)?;
+        let campaign_id = call
+            .campaign_id
+            .filter(|c| !c.trim().is_empty())
+            .ok_or_else(|| WsError::NoCampaign(query.callid.clone()))?;
+        if let Some(stored) = call.account_number {
+            if stored.trim() != query.account_number {
+                return Err(WsError::InvalidAccount(query.account_number.clone()));
+            }
+        }
+        if let Some(cached) = self.cache.get(&campaign_id) {
+            return Ok((campaign_id, cached));
+        }
+        let corrupt = || WsError::CorruptOutcomes(campaign_id.clone());
+        let stored = retry_until(deadline, || self.store.outcome_list(&campaign_id))
+            .await?
+            .map_err(|error| {
+                tracing::warn!(campaign_id, %error, "stored outcome list is unreadable");
+                corrupt()
+            })?;
+        let list = match stored {
+            None => None,
+            Some(stored) => Some(Arc::new(
+                OutcomeList::parse(&campaign_id, &stored).map_err(|error| {
+                    tracing::warn!(campaign_id, %error, "stored outcome list is unusable");
+                    corrupt()
+                })?,
+            )),
+        };
+        self.cache.insert(&campaign_id, list.clone());
+        Ok((campaign_id, list))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Default)]
+    struct MemoryStore {
+        calls: HashMap<String, CallRecord>,
+        lists: HashMap<String, String>,
+        failures_left: AtomicUsize,
+    }
+
+    impl MemoryStore {
+        fn sample() -> Self {
+            let mut store = Self::default();
+            store.calls.insert(
+                "12345".into(),
+                CallRecord {
+                    campaign_id: Some("1".into()),
+                    account_number: Some("5|3|1|0|0|44|1".into()),
+                },
+            );
+            store.lists.insert(
+                "1".into(),
+                r#"[{"OutComeID":"101","Description":"Payment Done"}]"#.into(),
+            );
+            store
+        }
+
+        fn fail(&self) -> Result<(), StoreError> {
+            let left = self.failures_left.load(Ordering::SeqCst);
+            if left > 0 {
+                self.failures_left.store(left - 1, Ordering::SeqCst);
+                return Err(StoreError::Unavailable("down".into()));
+            }
+            Ok(())
+        }
+    }
+
+    impl Store for MemoryStore {
+        async fn call(&self, callid: &str) -> Result<Option<CallRecord>, StoreError> {
+            self.fail()?;
+            Ok(self.calls.get(callid).cloned())
+        }
+        async fn outcome_list(&self, campaign_id: &str) -> Result<Option<String>, StoreError> {
+            self.fail()?;
+            Ok(self.lists.get(campaign_id).cloned())
+        }
+    }
+
+    fn service(store: MemoryStore) -> Service<MemoryStore> {
+        Service::new(store, 65536, Duration::from_millis(2000))
+    }
+
+    fn sample_body(callid: &str, account: &str) -> Vec<u8> {
+        json!({"channel": "LCM", "topic": "WebService", "subtopic": "GetBusinessOutcome",
+            "source": "desk", "data": {"callid": callid, "AccountNumber": account}})
+        .to_string()
+        .into_bytes()
+    }
+
+    async fn reply_of<S: Store>(service: &Service<S>, body: &[u8]) -> Value {
+        let handled = service
+            .handle(body, &RequestProperties::default(), Instant::now())
+            .await;
+        match handled.action {
+            Action::Reply { body, .. } => serde_json::from_slice(&body).unwrap(),
+            other => panic!("expected a reply, got {other:?}"),
+        }
+    }
+
+    async fn error_message_of(service: &Service<MemoryStore>, body: &[u8]) -> String {
+        let reply = reply_of(service, body).await;
+        reply["message"]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn the_sample_call_gets_its_outcomes() {
+        let reply = reply_of(
+            &service(MemoryStore::sample()),
+            &sample_body("12345", "5|3|1|0|0|44|1"),
+        )
+        .await;
+        assert_eq!(reply["subtopic"], "BusinessOutCome");
+        assert_eq!(reply["message"]["response"][0]["OutComeID"], "101");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_call_is_an_invalid_call_id() {
+        let message =
+            error_message_of(&service(MemoryStore::sample()), &sample_body("999", "1")).await;
+        assert_eq!(message, "Invalid Call ID:999");
+    }
+
+    #[tokio::test]
+    async fn a_call_without_campaign_has_no_campaign() {
+        let mut store = MemoryStore::sample();
+        store.calls.insert("2".into(), CallRecord::default());
+        let message = error_message_of(&service(store), &sample_body("2", "1")).await;
+        assert_eq!(message, "No campaign for Call ID:2");
+    }
+
+    #[tokio::test]
+    async fn a_differing_account_number_is_invalid() {
+        let message =
+            error_message_of(&service(MemoryStore::sample()), &sample_body("12345", "9")).await;
+        assert_eq!(message, "Invalid AccountNumber:9");
+    }
+
+    #[tokio::test]
+    async fn a_call_without_account_number_accepts_any() {
+        let mut store = MemoryStore::sample();
+        store.calls.get_mut("12345").unwrap().account_number = None;
+        let reply = reply_of(&service(store), &sample_body("12345", "anything")).await;
+        assert_eq!(reply["subtopic"], "BusinessOutCome");
+    }
+
+    #[tokio::test]
+    async fn a_campaign_without_list_answers_an_empty_list() {
+        let mut store = MemoryStore::sample();
+        store.lists.clear();
+        let reply = reply_of(&service(store), &sample_body("12345", "5|3|1|0|0|44|1")).await;
+        assert_eq!(reply["message"]["response"], json!([]));
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_list_names_the_campaign() {
+        let mut store = MemoryStore::sample();
+        store.lists.insert("1".into(), "{oops".into());
+        let message =
+            error_message_of(&service(store), &sample_body("12345", "5|3|1|0|0|44|1")).await;
+        assert_eq!(message, "Corrupt business outcome data for Campaign ID:1");
+    }
+
+    #[tokio::test]
+    async fn cache_failures_are_retried_within_the_deadline() {
+        let store = MemoryStore::sample();
+        store.failures_left.store(3, Ordering::SeqCst);
+        let reply = reply_of(&service(store), &sample_body("12345", "5|3|1|0|0|44|1")).await;
+        assert_eq!(reply["subtopic"], "BusinessOutCome");
+    }
+
+    #[tokio::test]
+    async fn a_cache_down_past_the_deadline_is_unavailable() {
+        let store = MemoryStore::sample();
+        store.failures_left.store(usize::MAX, Ordering::SeqCst);
+        let service = Service::new(store, 65536, Duration::from_millis(100));
+        let message = error_message_of(&service, &sample_body("12345", "5|3|1|0|0|44|1")).await;
+        assert_eq!(message, "Cache unavailable");
+    }
+
+    struct BadDataStore;
+
+    impl Store for BadDataStore {
+        async fn call(&self, callid: &str) -> Result<Option<CallRecord>, StoreError> {
+            match callid {
+                "wrongtype" => Err(StoreError::BadData("WRONGTYPE".into())),
+                _ => Ok(Some(CallRecord {
+                    campaign_id: Some("3".into()),
+                    account_number: None,
+                })),
+            }
+        }
+        async fn outcome_list(&self, _: &str) -> Result<Option<String>, StoreError> {
+            Err(StoreError::BadData("not UTF-8".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn unreadable_stored_values_are_answered_at_once_not_retried() {
+        // Retrying would end in `Cache unavailable` at the deadline instead.
+        let service = Service::new(BadDataStore, 65536, Duration::from_millis(500));
+        let reply = reply_of(&service, &sample_body("wrongtype", "1")).await;
+        assert_eq!(
+            reply["message"]["errorMessage"],
+            "Invalid Call ID:wrongtype"
+        );
+        let reply = reply_of(&service, &sample_body("other", "1")).await;
+        assert_eq!(
+            reply["message"]["errorMessage"],
+            "Corrupt business outcome data for Campaign ID:3"
+        );
+    }
+
+    /// A store whose call lookup panics for one callid.
+    struct PanickingStore(MemoryStore);
+
+    impl Store for PanickingStore {
+        async fn call(&self, callid: &str) -> Result<Option<CallRecord>, StoreError> {
+            assert_ne!(callid, "boom", "a handler fault");
+            self.0.call(callid).await
+        }
+        async fn outcome_list(&self, campaign_id: &str) -> Result<Option<String>, StoreError> {
+            self.0.outcome_list(campaign_id).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_while_deciding_is_caught_and_the_next_request_served() {
+        let service = Service::new(
+            PanickingStore(MemoryStore::sample()),
+            65536,
+            Duration::from_secs(2),
+        );
+        let properties = RequestProperties::default();
+        let poisoned = service
+            .handle_guarded(&sample_body("boom", "1"), &properties, Instant::now())
+            .await;
+        assert!(poisoned.is_none());
+        let next = service
+            .handle_guarded(
+                &sample_body("12345", "5|3|1|0|0|44|1"),
+                &properties,
+                Instant::now(),
+            )
+            .await
+            .expect("served");
+        assert_eq!(next.result, "ok");
+    }
+
+    #[tokio::test]
+    async fn a_request_nobody_can_be_answered_is_dead_lettered() {
+        let mut body: Value = serde_json::from_slice(&sample_body("12345", "1")).unwrap();
+        body.as_object_mut().unwrap().remove("source");
+        let handled = service(MemoryStore::sample())
+            .handle(
+                body.to_string().as_bytes(),
+                &RequestProperties::default(),
+                Instant::now(),
+            )
+            .await;
+        assert!(matches!(handled.action, Action::DeadLetter { .. }));
+    }
+
+    #[tokio::test]
+    async fn garbage_with_a_reply_to_is_answered_malformed() {
+        let props = RequestProperties {
+            reply_to: Some("q".into()),
+            ..Default::default()
+        };
+        let handled = service(MemoryStore::sample())
+            .handle(b"\x00garbage", &props, Instant::now())
+            .await;
+        assert_eq!(handled.result, "malformed");
+        assert!(matches!(
+            handled.action,
+            Action::Reply {
+                route: ReplyRoute::ReplyTo(_),
+                ..
+            }
+        ));
+    }
+}

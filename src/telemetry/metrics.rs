@@ -1,0 +1,203 @@
+//! The metrics catalogue (PROTOCOL.md section 8): every family named and
+//! described once, with a small typed function for each thing recorded.
+//! No other module writes a metric name.
+//!
+//! [`describe`] gives every family its HELP text and registers each series
+//! a dashboard or alert expects at zero, so that a freshly started worker
+//! already exposes them before its first request.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio_util::sync::CancellationToken;
+
+use crate::protocol::KINDS;
+
+/// Requests settled, by request kind (`subtopic`) and `result`.
+pub const REQUESTS_TOTAL: &str = "lcm_requests_total";
+/// Time from receipt to settlement, by request kind.
+pub const REQUEST_DURATION_SECONDS: &str = "lcm_request_duration_seconds";
+/// Redis round trips of the serving path, by operation.
+pub const REDIS_DURATION_SECONDS: &str = "lcm_redis_duration_seconds";
+/// Failed Redis round trips, by operation.
+pub const REDIS_ERRORS_TOTAL: &str = "lcm_redis_errors_total";
+/// Replies RabbitMQ returned as unroutable.
+pub const REPLIES_UNROUTABLE_TOTAL: &str = "lcm_replies_unroutable_total";
+/// Consuming resumed after a lost connection.
+pub const AMQP_RECONNECTS_TOTAL: &str = "lcm_amqp_reconnects_total";
+/// Deliveries being handled now.
+pub const DELIVERIES_IN_HAND: &str = "lcm_deliveries_in_hand";
+/// Replies of `[]` for a campaign with no stored list.
+pub const EMPTY_OUTCOME_LISTS_TOTAL: &str = "lcm_empty_outcome_lists_total";
+/// Always 1, labelled with the version.
+pub const BUILD_INFO: &str = "lcm_build_info";
+
+/// The `result` of a request answered with its outcomes.
+pub const RESULT_OK: &str = "ok";
+/// The `result` of a request put in the dead-letter queue.
+pub const RESULT_DEAD_LETTERED: &str = "dead_lettered";
+/// The `subtopic` label of a request whose kind is not known.
+pub const UNKNOWN_KIND: &str = "unknown";
+
+/// A Redis round trip of the serving path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisOperation {
+    /// The call record (one `HMGET`).
+    Call,
+    /// The second look at a call record that had neither field.
+    CallExists,
+    /// A campaign's outcome list.
+    Outcomes,
+}
+
+impl RedisOperation {
+    const ALL: [Self; 3] = [Self::Call, Self::CallExists, Self::Outcomes];
+
+    /// The `operation` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Call => "call",
+            Self::CallExists => "call_exists",
+            Self::Outcomes => "outcomes",
+        }
+    }
+}
+
+/// Latency buckets in seconds, from a cache hit to the request deadline.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// The process-wide Prometheus recorder, installed and described on first
+/// use.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder is installed; this one then
+            // renders nothing, which is the best that can be done.
+            let _ = metrics::set_global_recorder(recorder);
+            describe();
+            handle
+        })
+        .clone()
+}
+
+/// Describes every family and registers its expected series at zero.
+fn describe() {
+    describe_counter!(
+        REQUESTS_TOTAL,
+        "Requests settled, by request kind (subtopic) and result: ok, a WS_Error kind, or dead_lettered."
+    );
+    describe_histogram!(
+        REQUEST_DURATION_SECONDS,
+        metrics::Unit::Seconds,
+        "Time from receipt of a request to its settlement, by request kind."
+    );
+    describe_histogram!(
+        REDIS_DURATION_SECONDS,
+        metrics::Unit::Seconds,
+        "Redis round trips of the serving path, by operation."
+    );
+    describe_counter!(
+        REDIS_ERRORS_TOTAL,
+        "Redis round trips that failed or timed out, by operation."
+    );
+    describe_counter!(
+        REPLIES_UNROUTABLE_TOTAL,
+        "Replies RabbitMQ returned as unroutable: nobody was listening."
+    );
+    describe_counter!(
+        AMQP_RECONNECTS_TOTAL,
+        "Times consuming resumed after the AMQP connection or channel was lost."
+    );
+    describe_gauge!(DELIVERIES_IN_HAND, "Deliveries being handled now.");
+    describe_counter!(
+        EMPTY_OUTCOME_LISTS_TOTAL,
+        "Replies of [] for a campaign with no stored outcome list."
+    );
+    describe_gauge!(BUILD_INFO, "Always 1; the version is in the label.");
+
+    for kind in KINDS {
+        counter!(REQUESTS_TOTAL, "subtopic" => kind.label(), "result" => RESULT_OK).absolute(0);
+        let _ = histogram!(REQUEST_DURATION_SECONDS, "subtopic" => kind.label());
+    }
+    for operation in RedisOperation::ALL {
+        let _ = histogram!(REDIS_DURATION_SECONDS, "operation" => operation.label());
+        counter!(REDIS_ERRORS_TOTAL, "operation" => operation.label()).absolute(0);
+    }
+    counter!(REPLIES_UNROUTABLE_TOTAL).absolute(0);
+    counter!(AMQP_RECONNECTS_TOTAL).absolute(0);
+    gauge!(DELIVERIES_IN_HAND).set(0.0);
+    counter!(EMPTY_OUTCOME_LISTS_TOTAL).absolute(0);
+    gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+}
+
+/// Folds buffered histogram samples into their buckets four times a second
+/// until `shutdown`. The exporter keeps every sample until a scrape or an
+/// upkeep, so without this an unscraped worker's memory grows with its
+/// traffic.
+pub async fn metrics_upkeep(handle: PrometheusHandle, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => handle.run_upkeep(),
+        }
+    }
+}
+
+/// A request was settled with `result`, `elapsed` after its receipt.
+pub fn request_settled(kind: &'static str, result: &'static str, elapsed: Duration) {
+    counter!(REQUESTS_TOTAL, "subtopic" => kind, "result" => result).increment(1);
+    histogram!(REQUEST_DURATION_SECONDS, "subtopic" => kind).record(elapsed.as_secs_f64());
+}
+
+/// A Redis round trip took `elapsed`; `failed` when it gave no answer.
+pub fn redis_round_trip(operation: RedisOperation, elapsed: Duration, failed: bool) {
+    histogram!(REDIS_DURATION_SECONDS, "operation" => operation.label())
+        .record(elapsed.as_secs_f64());
+    if failed {
+        counter!(REDIS_ERRORS_TOTAL, "operation" => operation.label()).increment(1);
+    }
+}
+
+/// A reply came back unroutable.
+pub fn reply_unroutable() {
+    counter!(REPLIES_UNROUTABLE_TOTAL).increment(1);
+}
+
+/// Consuming resumed after a loss.
+pub fn amqp_reconnected() {
+    counter!(AMQP_RECONNECTS_TOTAL).increment(1);
+}
+
+/// An empty list was answered for a campaign with none stored.
+pub fn empty_outcome_list() {
+    counter!(EMPTY_OUTCOME_LISTS_TOTAL).increment(1);
+}
+
+/// Counts a delivery in hand for as long as it lives.
+#[derive(Debug)]
+pub struct InHand(());
+
+impl InHand {
+    /// A delivery is taken in hand.
+    pub fn take() -> Self {
+        gauge!(DELIVERIES_IN_HAND).increment(1.0);
+        Self(())
+    }
+}
+
+impl Drop for InHand {
+    fn drop(&mut self) {
+        gauge!(DELIVERIES_IN_HAND).decrement(1.0);
+    }
+}
