@@ -4,7 +4,7 @@
 # bookworm-slim, running as an unprivileged user.
 #
 #   docker build -t lcm-worker:local .
-#   docker run --rm -p 8080:8080 \
+#   docker run --rm -p 127.0.0.1:8080:8080 \
 #     -e LCM__AMQP__URL=amqp://user:pass@broker:5672/%2f \
 #     -e LCM__REDIS__URL=redis://redis:6379 \
 #     lcm-worker:local                                      # the worker
@@ -32,6 +32,8 @@ WORKDIR /build
 # cargo registry and target/ are cache mounts kept between builds: the first
 # build compiles every dependency, later builds recompile only what changed.
 # target/ is unmounted when this step ends, so the binary is copied out of it.
+# --no-default-features leaves out what the worker does not need at run time
+# (the `bench` load generator, behind the default-on cargo feature `bench`).
 # (The slim image's gcc is enough for the crates that compile C, e.g. ring.)
 RUN --mount=type=bind,source=Cargo.toml,target=Cargo.toml \
     --mount=type=bind,source=Cargo.lock,target=Cargo.lock \
@@ -39,7 +41,7 @@ RUN --mount=type=bind,source=Cargo.toml,target=Cargo.toml \
     --mount=type=bind,source=benches,target=benches \
     --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/build/target,sharing=locked \
-    cargo build --release --locked --bin lcm-worker \
+    cargo build --release --locked --no-default-features --bin lcm-worker \
  && install -D -m 0755 target/release/lcm-worker /out/lcm-worker
 
 # -------------------------------------------------------------- runtime ---
@@ -49,7 +51,14 @@ LABEL org.opencontainers.image.title="lcm-worker" \
       org.opencontainers.image.description="Answers LCM GetBusinessOutcome requests from RabbitMQ out of a Redis cache" \
       org.opencontainers.image.licenses="MIT OR Apache-2.0"
 
-# ca-certificates for any future TLS endpoint; curl for the health checks.
+# ca-certificates: the system roots that amqps:// and rediss:// are verified
+# against unless amqp.tls.ca_file / redis.tls.ca_file is set. curl: the
+# HEALTHCHECK below (the binary has no HTTP client command), and a way to
+# read /readyz and /metrics with `docker exec`.
+# Versions are not pinned (hadolint DL3008): the bookworm-slim base is the
+# pin, and Debian's archive drops superseded versions, so pinned versions
+# would break the build at the next point release.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl \
  && rm -rf /var/lib/apt/lists/*
@@ -65,13 +74,17 @@ COPY config/ /app/config/
 
 USER 10001:10001
 
-# /healthz, /readyz and /metrics (LCM__HTTP__ADDR, default 0.0.0.0:8080).
+# /healthz, /readyz and /metrics (LCM__HTTP__ADDR, default 0.0.0.0:8080; the
+# HEALTHCHECK below asks port 8080, so change it too if you move the port).
 EXPOSE 8080
 
-# Liveness only: /healthz answers while the process is alive. /readyz tells
-# whether the worker is consuming and Redis answers.
+# Healthy = ready: /readyz answers 200 while the worker consumes from
+# RabbitMQ and Redis answers, 503 otherwise (for example while it
+# reconnects). Docker only reports the status; it does not restart an
+# unhealthy container. An orchestrator that restarts on a failed liveness
+# probe should probe /healthz (the process answers) instead.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-    CMD ["curl", "-fsS", "http://127.0.0.1:8080/healthz"]
+    CMD ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8080/readyz"]
 
 # The binary handles SIGTERM itself: it drains within shutdown.grace_ms
 # (default 10 s), so give `docker stop` more than that (e.g. --time 15).
