@@ -1,6 +1,8 @@
 //! Logs: tracing lines on standard error, text or JSON, the level from
 //! `RUST_LOG`.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::settings::LogFormat;
@@ -9,8 +11,11 @@ use crate::settings::LogFormat;
 /// output is kept for what a command answers.
 pub fn init_logs(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour codes only for a person at a terminal: in a file or a log
+    // collector they are noise.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     // A second initialisation (a test calling twice) keeps the first.
     let _ = match format {
