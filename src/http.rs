@@ -1,4 +1,4 @@
-//! `/healthz`, `/readyz` and `/metrics` (PROTOCOL.md section 8).
+//! `/healthz`, `/readyz` and `/metrics` (docs/protocol.md section 8).
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! Stored outcome lists: parsing and normalisation (PROTOCOL.md section 6).
+//! Stored outcome lists: parsing and normalisation (docs/protocol.md section 6).
 //!
 //! Pure: turns the JSON text kept under `P:campaign:<id>:outcomes` into the
 //! reply entries of section 5.

@@ -1,4 +1,4 @@
-//! Publishes replies with publisher confirms (PROTOCOL.md section 4).
+//! Publishes replies with publisher confirms (docs/protocol.md section 4).
 
 use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Channel, Confirmation};

@@ -1,5 +1,5 @@
 //! The settle policy: what becomes of a request once its reply has been
-//! offered to RabbitMQ (PROTOCOL.md section 4, acknowledgement rule).
+//! offered to RabbitMQ (docs/protocol.md section 4, acknowledgement rule).
 //!
 //! Pure, so that every row is tested without a broker. The delivery task
 //! (`super::delivery`) carries the answer out.

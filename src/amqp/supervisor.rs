@@ -1,6 +1,6 @@
 //! The consumer's supervisor: one session after another, each on the next
 //! broker endpoint, with backoff once every endpoint has failed in a row
-//! (PROTOCOL.md section 7). It ends when shutdown is asked for, or on a
+//! (docs/protocol.md section 7). It ends when shutdown is asked for, or on a
 //! topology the broker refuses before anything was served.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,7 +23,7 @@ const RECONNECT_CAP: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumeError {
     /// The topology could not be declared on the first connection: a
-    /// start-up error (PROTOCOL.md section 2).
+    /// start-up error (docs/protocol.md section 2).
     #[error(transparent)]
     Topology(#[from] TopologyError),
 }

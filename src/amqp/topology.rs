@@ -1,4 +1,4 @@
-//! Declares the objects of PROTOCOL.md section 2. Idempotent: runs at
+//! Declares the objects of docs/protocol.md section 2. Idempotent: runs at
 //! start-up and after every reconnect.
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};

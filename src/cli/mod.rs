@@ -1,4 +1,4 @@
-//! The command line (PROTOCOL.md section 10): clap types and the commands
+//! The command line (docs/protocol.md section 10): clap types and the commands
 //! `run` (the worker), `check`, `seed`, `request` and, with the `bench`
 //! feature, `bench`.
 

@@ -1,4 +1,4 @@
-//! Reading the fields of a request's `data` object (PROTOCOL.md section 3):
+//! Reading the fields of a request's `data` object (docs/protocol.md section 3):
 //! keys ASCII-case-insensitive, strings trimmed, numbers as decimal text.
 
 use serde_json::{Map, Value};
@@ -22,7 +22,7 @@ pub fn data_text(data: &Map<String, Value>, key: &str) -> Result<Option<String>,
     Ok(Some(text).filter(|t| !t.is_empty()))
 }
 
-/// Looks a key up ASCII-case-insensitively (PROTOCOL.md section 3).
+/// Looks a key up ASCII-case-insensitively (docs/protocol.md section 3).
 fn get_ci<'a>(data: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     data.get(key).or_else(|| {
         data.iter()

@@ -1,10 +1,10 @@
 //! `WS_Error`: every error the worker answers with, its `errorMessage` and
-//! `msg` (PROTOCOL.md section 5), and the cut applied to echoed values.
+//! `msg` (docs/protocol.md section 5), and the cut applied to echoed values.
 
 /// Longest callid the worker looks up, and longest echoed value, in bytes.
 pub const MAX_ECHO_BYTES: usize = 128;
 
-/// Every error the worker answers with `WS_Error` (PROTOCOL.md section 5).
+/// Every error the worker answers with `WS_Error` (docs/protocol.md section 5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WsError {
     /// callid missing, null, empty or blank.

@@ -1,4 +1,4 @@
-//! The wire contract, pure: no broker, no cache (PROTOCOL.md sections 3 to
+//! The wire contract, pure: no broker, no cache (docs/protocol.md sections 3 to
 //! 5 and 9). Plain `#[test]`s cover every row of the error table.
 //!
 //! - [`request`](parse_request): body -> [`Inbound`], checks 1 to 5 in order;

@@ -1,4 +1,4 @@
-//! Reply rendering: the success reply and `WS_Error` (PROTOCOL.md section 5).
+//! Reply rendering: the success reply and `WS_Error` (docs/protocol.md section 5).
 
 use serde::Serialize;
 

@@ -1,4 +1,4 @@
-//! Request parsing and validation: PROTOCOL.md section 3, and checks 1 to 5
+//! Request parsing and validation: docs/protocol.md section 3, and checks 1 to 5
 //! of section 5 in that order. Every row of the error table that can be
 //! decided from the body alone is decided here.
 
@@ -44,7 +44,7 @@ pub fn request_body(source: &str, callid: &str, account: &str) -> Value {
     })
 }
 
-/// Parses and validates a request body (PROTOCOL.md section 3, checks 1 to 5
+/// Parses and validates a request body (docs/protocol.md section 3, checks 1 to 5
 /// of section 5, in that order).
 pub fn parse_request(body: &[u8], max_bytes: usize) -> Inbound {
     let mut inbound = Inbound {

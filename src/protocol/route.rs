@@ -1,4 +1,4 @@
-//! Where a reply goes (PROTOCOL.md section 4). Pure.
+//! Where a reply goes (docs/protocol.md section 4). Pure.
 
 /// RabbitMQ's Direct Reply-to pseudo-queue, and the prefix of the reply
 /// addresses it hands out. A requester consumes it and names it in

@@ -1,4 +1,4 @@
-//! [`RedisStore`]: the service's [`Store`] port over Redis (PROTOCOL.md
+//! [`RedisStore`]: the service's [`Store`] port over Redis (docs/protocol.md
 //! section 6), with the shared multiplexed connections of the serving path.
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,4 +1,4 @@
-//! The failure policy of PROTOCOL.md section 7: cache reads are retried
+//! The failure policy of docs/protocol.md section 7: cache reads are retried
 //! with backoff until the request's deadline.
 
 use std::future::Future;

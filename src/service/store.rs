@@ -1,5 +1,5 @@
 //! The port the service reads the cache through: call records and outcome
-//! lists as section 6 of PROTOCOL.md stores them. `crate::redis` implements
+//! lists as section 6 of docs/protocol.md stores them. `crate::redis` implements
 //! it; the service's tests use an in-memory store.
 
 use std::future::Future;

@@ -1,4 +1,4 @@
-//! Configuration (PROTOCOL.md section 8): built-in defaults, then
+//! Configuration (docs/protocol.md section 8): built-in defaults, then
 //! `config/default.toml`, then the file named by `LCM_CONFIG`, then
 //! `LCM__<SECTION>__<KEY>` environment variables; validated once at start-up.
 
@@ -18,7 +18,7 @@ pub use self::secret::{redact_url, SecretUrl};
 pub use self::tls::TlsSettings;
 
 /// Everything the worker and its commands read. Every key has a built-in
-/// default, so no file is needed (PROTOCOL.md section 8).
+/// default, so no file is needed (docs/protocol.md section 8).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {

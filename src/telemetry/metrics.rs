@@ -1,4 +1,4 @@
-//! The metrics catalogue (PROTOCOL.md section 8): every family named and
+//! The metrics catalogue (docs/protocol.md section 8): every family named and
 //! described once, with a small typed function for each thing recorded.
 //! No other module writes a metric name.
 //!

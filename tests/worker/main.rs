@@ -1,23 +1,36 @@
-//! Integration tests: the real `lcm-worker` binary against the real
-//! RabbitMQ and Redis (override with LCM_TEST_AMQP_URL, LCM_TEST_REDIS_URL).
+//! Integration tests: the real `lcm-worker` against the real RabbitMQ and
+//! Redis (override with LCM_TEST_AMQP_URL, LCM_TEST_REDIS_URL), grouped by
+//! what they prove. Shared code is in `support`.
 
-mod bench;
-mod cli;
-mod endpoints;
-mod errors;
-mod faults;
-mod harness;
-mod load;
-mod normalisation;
-mod operations;
-mod parent;
-mod proxy;
-mod quorum;
-mod restart;
-mod routes;
-mod sample;
-mod secrets;
-mod sentinel;
-mod tls;
-mod tls_proxy;
-mod topology;
+/// The contract: replies, errors, routing and topology as docs/protocol.md says.
+mod contract {
+    mod errors;
+    mod normalisation;
+    mod parent;
+    mod routes;
+    mod sample;
+    mod topology;
+}
+
+/// Running it: commands, metrics, health, logs, secrets, the in-process worker.
+mod operations {
+    mod bench;
+    mod cli;
+    mod in_process;
+    mod observability;
+    mod secrets;
+}
+
+/// Faults survived: lost connections, broker restarts, fail-over, Redis
+/// outages and Sentinel, load, TLS.
+mod resilience {
+    mod endpoints;
+    mod faults;
+    mod load;
+    mod quorum;
+    mod restart;
+    mod sentinel;
+    mod tls;
+}
+
+mod support;

@@ -1,5 +1,5 @@
 //! The `bench` command: a load generator for sizing a deployment
-//! (PROTOCOL.md section 10).
+//! (docs/protocol.md section 10).
 //!
 //! It seeds its own calls and campaigns, sends GetBusinessOutcome requests
 //! to the request exchange as a requester would, in a closed loop (N in

@@ -1,5 +1,5 @@
 //! `GetBusinessOutcome`: the campaign's whole outcome list, primary and
-//! secondary outcomes alike (PROTOCOL.md section 9, decision).
+//! secondary outcomes alike (docs/protocol.md section 9, decision).
 
 use serde_json::{Map, Value};
 

@@ -1,5 +1,5 @@
 //! `GetBusinessOutcomeParent`: the secondary outcomes under one primary
-//! outcome (PROTOCOL.md section 9).
+//! outcome (docs/protocol.md section 9).
 
 use serde_json::{Map, Value};
 

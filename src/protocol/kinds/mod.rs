@@ -35,7 +35,7 @@ pub struct RequestKind {
     /// Its own `data` fields, read as text by `select`: one of another
     /// JSON type makes `data` unusable, checked with the common fields.
     pub data_fields: &'static [&'static str],
-    /// Runs after every common check passed (PROTOCOL.md section 9).
+    /// Runs after every common check passed (docs/protocol.md section 9).
     pub select: Select,
 }
 

@@ -1,10 +1,10 @@
-//! PROTOCOL.md section 5: every row of the error table, through the real
+//! docs/protocol.md section 5: every row of the error table, through the real
 //! broker and cache.
 
 use lapin::BasicProperties;
 use serde_json::{json, Value};
 
-use crate::harness::*;
+use crate::support::*;
 
 /// Sends each body and checks `errorMessage`, `msg` and the echoed callid.
 async fn expect_errors(

@@ -1,8 +1,8 @@
-//! PROTOCOL.md section 6: what the worker makes of stored data.
+//! docs/protocol.md section 6: what the worker makes of stored data.
 
 use serde_json::json;
 
-use crate::harness::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn stored_outcomes_are_normalised_in_stored_order() {

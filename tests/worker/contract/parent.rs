@@ -1,8 +1,8 @@
-//! PROTOCOL.md section 9: GetBusinessOutcomeParent.
+//! docs/protocol.md section 9: GetBusinessOutcomeParent.
 
 use serde_json::{json, Value};
 
-use crate::harness::*;
+use crate::support::*;
 
 /// A two-level tree: primaries 1 and 2; children of 1 stored out of id order.
 const TREE: &str = r#"[

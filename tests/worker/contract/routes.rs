@@ -1,10 +1,10 @@
-//! PROTOCOL.md section 4: the four reply routes, in order, and the reply
+//! docs/protocol.md section 4: the four reply routes, in order, and the reply
 //! properties.
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Confirmation};
 
-use crate::harness::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn reply_to_is_answered_through_the_default_exchange_with_the_correlation_id() {

@@ -1,6 +1,6 @@
 use serde_json::{json, Value};
 
-use crate::harness::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn the_documentation_sample_request_gets_the_documentation_sample_response() {

@@ -1,9 +1,9 @@
-//! PROTOCOL.md section 2: what the worker declares.
+//! docs/protocol.md section 2: what the worker declares.
 
 use lapin::options::QueueDeclareOptions;
 use lapin::types::{AMQPValue, FieldTable};
 
-use crate::harness::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn a_quorum_request_queue_serves_requests() {

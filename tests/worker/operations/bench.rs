@@ -6,7 +6,7 @@ use lapin::options::QueueBindOptions;
 use lapin::types::FieldTable;
 use serde_json::Value;
 
-use crate::harness::*;
+use crate::support::*;
 
 /// Runs `bench` with this test's configuration; exit code and the JSON report.
 async fn run_bench(env: &TestEnv, args: &[&str]) -> (Option<i32>, Value) {

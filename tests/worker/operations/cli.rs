@@ -1,6 +1,6 @@
 //! The command line as users run it.
 
-use crate::harness::*;
+use crate::support::*;
 
 async fn run_request(env: &TestEnv, args: &[&str]) -> std::process::Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_lcm-worker"))

@@ -1,11 +1,9 @@
 //! What operators rely on: /metrics, /readyz, JSON logs, `check`.
 
-use std::process::Stdio;
-
 use lapin::BasicProperties;
 use serde_json::{json, Value};
 
-use crate::harness::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn metrics_count_each_request_kind_and_result() {
@@ -91,42 +89,6 @@ async fn metrics_count_each_request_kind_and_result() {
         text.contains("# TYPE lcm_request_duration_seconds histogram"),
         "{text}"
     );
-}
-
-/// A private redis-server on `port`, stopped when dropped.
-struct PrivateRedis(tokio::process::Child);
-
-impl PrivateRedis {
-    async fn start(port: u16) -> PrivateRedis {
-        let child = tokio::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server");
-        let url = format!("redis://127.0.0.1:{port}");
-        eventually("private Redis answers", || async {
-            match deadpool_redis::redis::Client::open(url.as_str()) {
-                Ok(client) => client.get_multiplexed_async_connection().await.is_ok(),
-                Err(_) => false,
-            }
-        })
-        .await;
-        PrivateRedis(child)
-    }
-
-    async fn stop(mut self) {
-        self.0.kill().await.unwrap();
-    }
 }
 
 #[tokio::test]

@@ -1,8 +1,8 @@
 //! Credentials from files: `LCM__AMQP__PASSWORD_FILE` fills the password
 //! of the broker URL, and the password never reaches the logs.
 
-use crate::harness::*;
-use crate::tls_proxy::TempFile;
+use crate::support::tls::TempFile;
+use crate::support::*;
 
 #[tokio::test]
 async fn the_worker_takes_the_broker_password_from_a_file_and_never_logs_it() {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::harness::*;
-use crate::proxy::{Mode, Proxy};
+use crate::support::proxy::{Mode, Proxy};
+use crate::support::*;
 
 const RABBITMQ: &str = "127.0.0.1:5672";
 

@@ -1,4 +1,4 @@
-//! PROTOCOL.md section 7, proven by breaking things on purpose: cut AMQP
+//! docs/protocol.md section 7, proven by breaking things on purpose: cut AMQP
 //! connections, black-hole Redis, stop the worker under load.
 
 use std::collections::{HashMap, HashSet};
@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::harness::*;
-use crate::proxy::{Mode, Proxy};
+use crate::support::proxy::{Mode, Proxy};
+use crate::support::*;
 
 const RABBITMQ: &str = "127.0.0.1:5672";
 const REDIS: &str = "127.0.0.1:6379";

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use crate::harness::*;
+use crate::support::*;
 
 const BURST: usize = 500;
 

@@ -9,7 +9,7 @@ use lapin::options::{BasicConsumeOptions, BasicNackOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 
-use crate::harness::*;
+use crate::support::*;
 
 const QUORUM: [(&str, &str); 2] = [
     ("LCM__AMQP__QUEUE_TYPE", "quorum"),

@@ -11,7 +11,7 @@ use deadpool_redis::redis::{self, aio::MultiplexedConnection, AsyncCommands};
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
-use crate::harness::*;
+use crate::support::*;
 
 const MASTER_NAME: &str = "mymaster";
 

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use crate::harness::*;
-use crate::tls_proxy::{Pki, TempFile, TlsProxy};
+use crate::support::tls::{Pki, TempFile, TlsProxy};
+use crate::support::*;
 
 const RABBITMQ: &str = "127.0.0.1:5672";
 const REDIS: &str = "127.0.0.1:6379";

@@ -1,0 +1,170 @@
+//! The real `lcm-worker` binary as a child process: started with a test's
+//! names, its HTTP address learnt from its log, its logs kept.
+
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+
+use super::env::*;
+use super::wait::*;
+
+impl TestEnv {
+    /// Starts a worker and waits until `/readyz` answers 200.
+    pub async fn start_worker(&self, extra: &[(&str, &str)]) -> Worker {
+        let worker = self.spawn_worker(extra);
+        worker.wait_ready().await;
+        worker
+    }
+
+    /// Starts a worker without waiting for it.
+    pub fn spawn_worker(&self, extra: &[(&str, &str)]) -> Worker {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lcm-worker"));
+        command
+            .envs(self.worker_env())
+            // Port 0: the worker binds a free port itself and logs it, so
+            // no two tests race for one.
+            .env("LCM__HTTP__ADDR", "127.0.0.1:0")
+            .env("RUST_LOG", "info,lcm_worker=debug")
+            .env_remove("LCM_CONFIG")
+            .envs(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().expect("spawn lcm-worker");
+        let logs = Arc::new(Mutex::new(String::new()));
+        let base = Arc::new(OnceLock::new());
+        let stderr = child.stderr.take().unwrap();
+        let sink = logs.clone();
+        let found = base.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(addr) = http_addr(&line) {
+                    let _ = found.set(format!("http://{addr}"));
+                }
+                let mut logs = sink.lock().unwrap();
+                logs.push_str(&line);
+                logs.push('\n');
+            }
+        });
+        Worker { child, base, logs }
+    }
+}
+
+/// A running `lcm-worker` process.
+pub struct Worker {
+    pub child: Child,
+    /// `http://<addr>` once the worker has logged where it serves.
+    pub base: Arc<OnceLock<String>>,
+    pub logs: Arc<Mutex<String>>,
+}
+
+impl Worker {
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            if self.get("/readyz").await.map(|(s, _)| s) == Some(200) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("worker not ready in time; logs:\n{}", self.logs());
+    }
+
+    /// Waits until the worker consumes, whatever Redis does: `/readyz`
+    /// then gives any reason but "not consuming".
+    pub async fn wait_consuming(&self) {
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            if let Some((_, body)) = self.get("/readyz").await {
+                if !body.contains("not consuming") {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("worker not consuming in time; logs:\n{}", self.logs());
+    }
+
+    /// GET a path of the worker's HTTP endpoint: status and body.
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let base = self.base.get()?;
+        let response = reqwest::get(format!("{base}{path}")).await.ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.text().await.ok()?))
+    }
+
+    /// The sum of a Prometheus counter over the series whose labels contain
+    /// every one of `labels` (for example `result="ok"`).
+    pub async fn counter(&self, name: &str, labels: &[&str]) -> f64 {
+        let (_, text) = self.get("/metrics").await.unwrap_or_default();
+        text.lines()
+            .filter(|line| line.starts_with(name))
+            .filter(|line| {
+                let series = line.split_whitespace().next().unwrap_or("");
+                series == name || series.starts_with(&format!("{name}{{"))
+            })
+            .filter(|line| labels.iter().all(|label| line.contains(label)))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// Waits until a counter reaches `expected`. Counters move just after
+    /// a request is settled, so a test may see the reply first.
+    pub async fn wait_counter(&self, name: &str, labels: &[&str], expected: f64) {
+        let deadline = Instant::now() + WAIT;
+        let mut seen = self.counter(name, labels).await;
+        while seen != expected && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            seen = self.counter(name, labels).await;
+        }
+        assert_eq!(seen, expected, "{name} {labels:?}");
+    }
+
+    /// Everything the worker has logged so far.
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub async fn terminate(mut self) -> ExitStatus {
+        let pid = self.child.id().expect("worker still running");
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success());
+        tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .expect("worker did not exit in time")
+            .unwrap()
+    }
+
+    /// Waits for the process to exit by itself.
+    pub async fn exit_status(mut self) -> ExitStatus {
+        tokio::time::timeout(WAIT, self.child.wait())
+            .await
+            .expect("worker did not exit in time")
+            .unwrap()
+    }
+}
+
+/// The address in the worker's "serving /healthz" line, text or JSON.
+fn http_addr(line: &str) -> Option<&str> {
+    if !line.contains("serving /healthz") {
+        return None;
+    }
+    let rest = &line[line.find("addr")? + 4..];
+    let start = rest.find(|c: char| c.is_ascii_digit())?;
+    let rest = &rest[start..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
+        .unwrap_or(rest.len());
+    Some(&rest[..end])
+}
