@@ -2,7 +2,7 @@ use crate::{flags::*, types::*, value::*};
 use nom::{
     self, Parser,
     bytes::streaming::take,
-    combinator::{all_consuming, complete, flat_map, map, map_opt, map_parser, map_res},
+    combinator::{all_consuming, complete, flat_map, map, map_opt, map_parser},
     error::{ContextError, ErrorKind, ParseError, context},
     multi::fold_many0,
     number::streaming::{
@@ -215,8 +215,30 @@ pub fn parse_decimal_value<I: ParsableInput>(i: I) -> ParserResult<I, DecimalVal
     .parse(i)
 }
 
-fn make_str<I: Input<Item = u8>>(i: I) -> Result<String, std::string::FromUtf8Error> {
-    String::from_utf8(i.iter_elements().collect())
+// PATCH (lcm-worker): a short string that is not UTF-8 used to fail the whole
+// frame, and lapin drops the connection on a frame error; the broker then
+// redelivers the same message and the consumer loops. Invalid sequences are now
+// replaced with U+FFFD (as `String::from_utf8_lossy` does) so the frame parses
+// and the application can see the marker and reject the message itself.
+// Each replacement takes 3 bytes, so the result can exceed the 255 bytes of a
+// short string (and `ShortString::from` would panic): it is then cut at a char
+// boundary to at most 252 bytes and ends with U+FFFD, so the marker is kept.
+fn make_str<I: Input<Item = u8>>(i: I) -> String {
+    match String::from_utf8(i.iter_elements().collect()) {
+        Ok(s) => s,
+        Err(e) => {
+            let mut s = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            if s.len() > MAX_SHORT_STRING_LENGTH {
+                let mut end = MAX_SHORT_STRING_LENGTH - char::REPLACEMENT_CHARACTER.len_utf8();
+                while !s.is_char_boundary(end) {
+                    end -= 1;
+                }
+                s.truncate(end);
+                s.push(char::REPLACEMENT_CHARACTER);
+            }
+            s
+        }
+    }
 }
 
 /// Parse a [ShortString](../type.ShortString.html)
@@ -224,7 +246,7 @@ pub fn parse_short_string<I: ParsableInput>(i: I) -> ParserResult<I, ShortString
     context(
         "parse_short_string",
         map(
-            map_res(flat_map(parse_short_short_uint, take), make_str),
+            map(flat_map(parse_short_short_uint, take), make_str),
             ShortString::from,
         ),
     )
