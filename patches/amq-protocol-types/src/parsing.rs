@@ -264,8 +264,68 @@ pub fn parse_long_string<I: ParsableInput>(i: I) -> ParserResult<I, LongString> 
     .parse(i)
 }
 
+// PATCH (lcm-worker): field tables and field arrays used to be parsed by
+// unbounded recursion (table -> value -> table ...), so a header table nested a
+// few thousand levels deep (7 bytes a level) overflowed the stack of the thread
+// parsing the frame and aborted the process. Past MAX_NESTING_DEPTH levels a
+// table or array is not looked into: its bytes are skipped with its u32 length
+// prefix (no recursion) and it is replaced with an empty one, so the frame
+// still parses, the rest of it is intact, and the stack used is bounded.
+// An error would not do: lapin drops the connection on a frame error and the
+// broker redelivers the same message.
+//
+// 64 is far above legitimate nesting (RabbitMQ's own x-death header is 4
+// levels: headers > array > table > array) and far below what the stack
+// allows: about 1.9 KB of stack a level in release builds and 10 KB in debug
+// builds, so a parse needs at most ~130 KiB / ~640 KiB whatever the depth,
+// against the 2 MiB default stack of lapin's io-loop thread (PATCH.md has the
+// measurements).
+//
+// The depth is a thread-local counter rather than a parameter: the public
+// parser functions (parse_value, parse_raw_value, parse_field_table,
+// parse_field_array) are called by amq-protocol's generated code and by lapin
+// with fixed signatures, and threading a depth through them would mean a
+// private copy of each. The counter is sound because these parsers are plain
+// synchronous calls: on one thread, entering and leaving levels nest strictly,
+// and the guard restores the counter on every return (error and unwinding too).
+pub(crate) const MAX_NESTING_DEPTH: usize = 64;
+
+thread_local! {
+    static NESTING_DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// One level of field table / field array nesting, left when dropped.
+struct NestingLevel;
+
+impl NestingLevel {
+    /// `None` when one more level would go past `MAX_NESTING_DEPTH`.
+    fn enter() -> Option<Self> {
+        NESTING_DEPTH.with(|depth| {
+            let d = depth.get();
+            (d < MAX_NESTING_DEPTH).then(|| {
+                depth.set(d + 1);
+                Self
+            })
+        })
+    }
+}
+
+impl Drop for NestingLevel {
+    fn drop(&mut self) {
+        NESTING_DEPTH.with(|depth| depth.set(depth.get() - 1));
+    }
+}
+
+/// Skip a length-prefixed field table or array without looking inside it.
+fn skip_too_deep<I: ParsableInput, O: Default>(i: I) -> ParserResult<I, O> {
+    map(flat_map(parse_long_uint, take), |_| O::default()).parse(i)
+}
+
 /// Parse a [FieldArray](../type.FieldArray.html)
 pub fn parse_field_array<I: ParsableInput>(i: I) -> ParserResult<I, FieldArray> {
+    let Some(_level) = NestingLevel::enter() else {
+        return context("parse_field_array", skip_too_deep).parse(i);
+    };
     context(
         "parse_field_array",
         map_parser(
@@ -290,6 +350,9 @@ pub fn parse_timestamp<I: ParsableInput>(i: I) -> ParserResult<I, Timestamp> {
 
 /// Parse a [FieldTable](../type.FieldTable.html)
 pub fn parse_field_table<I: ParsableInput>(i: I) -> ParserResult<I, FieldTable> {
+    let Some(_level) = NestingLevel::enter() else {
+        return context("parse_field_table", skip_too_deep).parse(i);
+    };
     context(
         "parse_field_table",
         map_parser(
