@@ -24,6 +24,10 @@ pub mod generation;
 /// Parsing utilities for the various AMQP types.
 pub mod parsing;
 
+// PATCH (lcm-worker): tests of the parser on hostile input.
+#[cfg(test)]
+mod hostile_input_tests;
+
 /// A Channel identifier
 pub type ChannelId = Identifier;
 /// The size of a chunk of a delivery's payload
