@@ -41,7 +41,8 @@ pub async fn run(
             settings.limits.max_message_bytes,
             settings.request_deadline(),
         )
-        .with_outcome_cache(settings.outcome_cache_ttl()),
+        .with_outcome_cache(settings.outcome_cache_ttl())
+        .with_own_app_id(&settings.amqp.app_id),
     );
     let consumer = ConsumerState::default();
     tracing::info!(addr = %listener.local_addr()?, "serving /healthz, /readyz and /metrics");

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::Channel;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -14,7 +15,7 @@ use tracing::{field, Instrument};
 use super::publisher::{publish, Reply};
 use super::settle::{settle, ChannelState, PublishOutcome, Settle};
 use crate::backoff::Backoff;
-use crate::protocol::RequestProperties;
+use crate::protocol::{RequestProperties, Unanswered, NOT_UTF8};
 use crate::service::{Action, Handled, Service, Store};
 use crate::settings::Settings;
 use crate::telemetry::metrics::{self, InHand, RESULT_DEAD_LETTERED, UNKNOWN_KIND};
@@ -74,8 +75,12 @@ impl<S: Store> DeliveryTask<S> {
         span.record("source", handled.source.as_deref().unwrap_or(""));
         let kind = handled.kind.map_or(UNKNOWN_KIND, |k| k.label());
         match &handled.action {
-            Action::DeadLetter { reason } => {
-                tracing::warn!(reason, "request dead-lettered");
+            Action::DeadLetter { why } => {
+                let property = match why {
+                    Unanswered::NotUtf8(name) => *name,
+                    _ => "",
+                };
+                tracing::warn!(reason = why.reason(), property, "request dead-lettered");
                 self.dead_letter(delivery, kind).await;
             }
             Action::Reply { route, body } => {
@@ -170,12 +175,31 @@ impl<S: Store> DeliveryTask<S> {
 }
 
 fn request_properties(delivery: &Delivery) -> RequestProperties {
-    let text = |value: &Option<lapin::types::ShortString>| value.as_ref().map(|v| v.to_string());
+    let text = |value: &Option<ShortString>| value.as_ref().map(|v| v.to_string());
     let p = &delivery.properties;
     RequestProperties {
         reply_to: text(p.reply_to()),
         correlation_id: text(p.correlation_id()),
         message_id: text(p.message_id()),
         app_id: text(p.app_id()),
+        header_key_not_utf8: p.headers().as_ref().is_some_and(has_key_not_utf8),
+    }
+}
+
+/// Whether a key of `table`, or of a table nested in it, was not UTF-8 on
+/// the wire. The patched parser bounds the nesting (64 levels), and so this
+/// recursion.
+fn has_key_not_utf8(table: &FieldTable) -> bool {
+    table
+        .inner()
+        .iter()
+        .any(|(key, value)| key.as_str().contains(NOT_UTF8) || value_has_key_not_utf8(value))
+}
+
+fn value_has_key_not_utf8(value: &AMQPValue) -> bool {
+    match value {
+        AMQPValue::FieldTable(table) => has_key_not_utf8(table),
+        AMQPValue::FieldArray(array) => array.as_slice().iter().any(value_has_key_not_utf8),
+        _ => false,
     }
 }

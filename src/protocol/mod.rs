@@ -16,7 +16,7 @@ mod route;
 
 pub use data::data_text;
 pub use error::{cut, WsError, MAX_ECHO_BYTES};
-pub use kinds::{RequestKind, Select, Selection, KINDS};
+pub use kinds::{RequestKind, Select, Selection, KINDS, WS_ERROR_SUBTOPIC};
 pub use reply::{render_error, render_outcomes};
 pub use request::{parse_request, request_body, Inbound, Query};
-pub use route::{ReplyRoute, RequestProperties, DIRECT_REPLY_TO};
+pub use route::{ReplyRoute, RequestProperties, Unanswered, DIRECT_REPLY_TO, NOT_UTF8};

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::error::{cut, WsError};
-use super::kinds::{RequestKind, Selection};
+use super::kinds::{RequestKind, Selection, WS_ERROR_SUBTOPIC};
 use crate::outcomes::OutcomeList;
 
 #[derive(Serialize)]
@@ -56,7 +56,7 @@ pub fn render_error(callid: &str, error: &WsError) -> Vec<u8> {
     render(&Envelope {
         channel: "LCM",
         topic: "WebService",
-        subtopic: "WS_Error",
+        subtopic: WS_ERROR_SUBTOPIC,
         message: ErrorMessage {
             callid: cut(callid),
             error_type: "WS_Error",

@@ -31,6 +31,8 @@ pub struct Inbound {
     pub callid: String,
     /// The request kind when the subtopic was recognised.
     pub kind: Option<&'static RequestKind>,
+    /// The body's `subtopic` names a reply: never to be answered.
+    pub is_reply: bool,
     /// The query, or the error the contract names.
     pub query: Result<Query, WsError>,
 }
@@ -51,6 +53,7 @@ pub fn parse_request(body: &[u8], max_bytes: usize) -> Inbound {
         source: None,
         callid: String::new(),
         kind: None,
+        is_reply: false,
         query: Err(WsError::CallidEmpty),
     };
     let mut object = match read_object(body, max_bytes) {
@@ -61,6 +64,9 @@ pub fn parse_request(body: &[u8], max_bytes: usize) -> Inbound {
         }
     };
     inbound.source = text_field(&object, "source").filter(|s| is_routing_key(s));
+    // Whatever else is wrong with it: a reply answered could loop.
+    inbound.is_reply =
+        text_field(&object, "subtopic").is_some_and(|s| RequestKind::is_reply_subtopic(&s));
     let data = read_data(object.remove("data"));
     if let Ok(Some(callid)) = data.as_ref().map_or(Ok(None), |d| data_text(d, "callid")) {
         inbound.callid = cut(&callid).to_owned();
@@ -214,6 +220,16 @@ mod tests {
             (query.callid.as_str(), query.account_number.as_str()),
             ("12345", "44")
         );
+    }
+
+    #[test]
+    fn numbers_keep_every_digit_as_written() {
+        let body = br#"{"channel":"LCM","topic":"WebService","subtopic":"GetBusinessOutcome",
+            "data":{"callid":123456789012345678901234567890,"AccountNumber":1e5}}"#;
+        let query = parse_request(body, LIMIT).query.unwrap();
+        assert_eq!(query.callid, "123456789012345678901234567890");
+        // Every digit is kept; an exponent is written with its sign.
+        assert_eq!(query.account_number, "1e+5");
     }
 
     #[test]
@@ -395,6 +411,20 @@ mod tests {
             error_of(body(json!(5))),
             WsError::UnsupportedSubtopic("5".into())
         );
+    }
+
+    #[test]
+    fn a_reply_is_recognised_whatever_else_is_wrong_with_it() {
+        for subtopic in [
+            "BusinessOutCome",
+            "businessoutcomeparent",
+            " WS_Error ",
+            "ws_error",
+        ] {
+            let inbound = parse(json!({"channel": "other", "subtopic": subtopic}));
+            assert!(inbound.is_reply, "{subtopic}");
+        }
+        assert!(!parse(request(json!({"callid": "1"}))).is_reply);
     }
 
     mod properties {

@@ -16,9 +16,30 @@ pub struct RequestProperties {
     pub message_id: Option<String>,
     /// `app_id`, when set.
     pub app_id: Option<String>,
+    /// Some header key arrived with bytes that are not UTF-8.
+    pub header_key_not_utf8: bool,
 }
 
+/// What the AMQP parser puts in place of bytes that are not UTF-8 (see
+/// `patches/amq-protocol-types`): such a property arrives decoded with it.
+pub const NOT_UTF8: char = char::REPLACEMENT_CHARACTER;
+
 impl RequestProperties {
+    /// The first property read that was not UTF-8 on the wire, by name.
+    pub fn not_utf8(&self) -> Option<&'static str> {
+        let fields = [
+            ("reply_to", &self.reply_to),
+            ("correlation_id", &self.correlation_id),
+            ("message_id", &self.message_id),
+            ("app_id", &self.app_id),
+        ];
+        fields
+            .into_iter()
+            .find(|(_, value)| value.as_deref().is_some_and(|v| v.contains(NOT_UTF8)))
+            .map(|(name, _)| name)
+            .or(self.header_key_not_utf8.then_some("a header key"))
+    }
+
     /// The reply's `correlation_id`: the request's, or else its `message_id`.
     pub fn reply_correlation_id(&self) -> Option<&str> {
         non_empty(&self.correlation_id).or_else(|| non_empty(&self.message_id))
@@ -34,17 +55,61 @@ pub enum ReplyRoute {
     Source(String),
 }
 
+/// Why a request is not answered but dead-lettered (docs/protocol.md
+/// section 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unanswered {
+    /// A property the worker reads was not UTF-8 on the wire.
+    NotUtf8(&'static str),
+    /// The message is itself a reply: answering it could loop.
+    IsAReply,
+    /// Only `app_id` could route it, and it is the worker's own: the
+    /// message is one of the worker's replies come back.
+    OwnAppId,
+    /// No `reply_to`, `source` or `app_id`.
+    NoRoute,
+}
+
+impl Unanswered {
+    /// The reason, for the log.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::NotUtf8(_) => "a property is not UTF-8",
+            Self::IsAReply => "the message is itself a reply",
+            Self::OwnAppId => "app_id is the worker's own: the message is one of its replies",
+            Self::NoRoute => "no reply_to, source or app_id to answer to",
+        }
+    }
+}
+
 impl ReplyRoute {
     /// Chooses the route in the contract's order: `reply_to`, the body's
-    /// `source`, then `app_id`. `None` means nobody can be answered.
-    pub fn choose(properties: &RequestProperties, source: Option<&str>) -> Option<Self> {
-        if let Some(reply_to) = non_empty(&properties.reply_to) {
-            return Some(Self::ReplyTo(reply_to.to_owned()));
+    /// `source`, then `app_id`; or says why nobody is to be answered. A
+    /// message with undecodable properties, a reply (`is_reply`), or one
+    /// that only the worker's own `app_id` would route is never answered.
+    pub fn choose(
+        properties: &RequestProperties,
+        source: Option<&str>,
+        is_reply: bool,
+        own_app_id: &str,
+    ) -> Result<Self, Unanswered> {
+        if let Some(name) = properties.not_utf8() {
+            return Err(Unanswered::NotUtf8(name));
         }
-        source
-            .filter(|s| !s.is_empty())
-            .or_else(|| non_empty(&properties.app_id))
-            .map(|name| Self::Source(name.to_owned()))
+        if is_reply {
+            return Err(Unanswered::IsAReply);
+        }
+        if let Some(reply_to) = non_empty(&properties.reply_to) {
+            return Ok(Self::ReplyTo(reply_to.to_owned()));
+        }
+        if let Some(source) = source.filter(|s| !s.is_empty()) {
+            return Ok(Self::Source(source.to_owned()));
+        }
+        match non_empty(&properties.app_id) {
+            Some(app_id) if app_id == own_app_id => Err(Unanswered::OwnAppId),
+            Some(app_id) => Ok(Self::Source(app_id.to_owned())),
+            None => Err(Unanswered::NoRoute),
+        }
     }
 
     /// The routing key to publish with.
@@ -86,27 +151,77 @@ mod tests {
         }
     }
 
+    const OWN: &str = "lcm-outcome-worker";
+
+    fn choose(
+        properties: &RequestProperties,
+        source: Option<&str>,
+    ) -> Result<ReplyRoute, Unanswered> {
+        ReplyRoute::choose(properties, source, false, OWN)
+    }
+
     #[test]
     fn reply_to_comes_first() {
-        let route = ReplyRoute::choose(&props(Some("q"), Some("app")), Some("src"));
-        assert_eq!(route, Some(ReplyRoute::ReplyTo("q".into())));
+        let route = choose(&props(Some("q"), Some("app")), Some("src"));
+        assert_eq!(route, Ok(ReplyRoute::ReplyTo("q".into())));
     }
 
     #[test]
     fn source_comes_before_app_id() {
-        let route = ReplyRoute::choose(&props(None, Some("app")), Some("src"));
-        assert_eq!(route, Some(ReplyRoute::Source("src".into())));
+        let route = choose(&props(None, Some("app")), Some("src"));
+        assert_eq!(route, Ok(ReplyRoute::Source("src".into())));
     }
 
     #[test]
     fn app_id_is_the_last_route() {
-        let route = ReplyRoute::choose(&props(Some(""), Some("app")), None);
-        assert_eq!(route, Some(ReplyRoute::Source("app".into())));
+        let route = choose(&props(Some(""), Some("app")), None);
+        assert_eq!(route, Ok(ReplyRoute::Source("app".into())));
     }
 
     #[test]
     fn without_any_route_nobody_can_be_answered() {
-        assert_eq!(ReplyRoute::choose(&props(None, Some("")), Some("")), None);
+        assert_eq!(
+            choose(&props(None, Some("")), Some("")),
+            Err(Unanswered::NoRoute)
+        );
+    }
+
+    #[test]
+    fn the_workers_own_app_id_is_never_a_route() {
+        assert_eq!(
+            choose(&props(None, Some(OWN)), None),
+            Err(Unanswered::OwnAppId)
+        );
+        // Another route still answers a message that carries it.
+        let route = choose(&props(None, Some(OWN)), Some("desk"));
+        assert_eq!(route, Ok(ReplyRoute::Source("desk".into())));
+    }
+
+    #[test]
+    fn a_reply_is_never_answered_whatever_its_routes() {
+        let route = ReplyRoute::choose(&props(Some("q"), Some("app")), Some("src"), true, OWN);
+        assert_eq!(route, Err(Unanswered::IsAReply));
+    }
+
+    #[test]
+    fn a_property_that_was_not_utf8_is_never_answered() {
+        for (name, mut p) in [
+            ("reply_to", props(Some("q\u{FFFD}"), None)),
+            ("correlation_id", props(Some("q"), None)),
+            ("message_id", props(Some("q"), None)),
+            ("app_id", props(Some("q"), Some("\u{FFFD}x"))),
+            ("a header key", props(Some("q"), None)),
+        ] {
+            match name {
+                "correlation_id" => p.correlation_id = Some("\u{FFFD}\u{FFFD}-bad".into()),
+                "message_id" => p.message_id = Some("m\u{FFFD}".into()),
+                "a header key" => p.header_key_not_utf8 = true,
+                _ => {}
+            }
+            assert_eq!(p.not_utf8(), Some(name));
+            assert_eq!(choose(&p, Some("src")), Err(Unanswered::NotUtf8(name)));
+        }
+        assert_eq!(props(Some("q"), Some("app")).not_utf8(), None);
     }
 
     #[test]

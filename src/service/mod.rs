@@ -21,9 +21,12 @@ pub use self::store::{CallRecord, Store, StoreError};
 use crate::outcomes::OutcomeList;
 use crate::protocol::{
     parse_request, render_error, render_outcomes, Query, ReplyRoute, RequestKind,
-    RequestProperties, Selection, WsError,
+    RequestProperties, Selection, Unanswered, WsError,
 };
-use crate::telemetry::metrics;
+
+/// `amqp.app_id` by default.
+const DEFAULT_APP_ID: &str = "lcm-outcome-worker";
+use crate::telemetry::metrics::{self, RESULT_DEAD_LETTERED, RESULT_OK};
 
 /// What to do with a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,10 +38,11 @@ pub enum Action {
         /// The rendered reply.
         body: Vec<u8>,
     },
-    /// Nobody can be answered: reject the request into the dead-letter queue.
+    /// The request is not to be answered: reject it into the dead-letter
+    /// queue.
     DeadLetter {
         /// Why, for the log.
-        reason: &'static str,
+        why: Unanswered,
     },
 }
 
@@ -51,7 +55,7 @@ pub struct Handled {
     pub source: Option<String>,
     /// The request kind, when the subtopic was recognised.
     pub kind: Option<&'static RequestKind>,
-    /// `ok`, or the label of the `WS_Error` kind.
+    /// `ok`, the label of the `WS_Error` kind, or `dead_lettered`.
     pub result: &'static str,
     /// What to do.
     pub action: Action,
@@ -61,6 +65,7 @@ pub struct Handled {
 #[derive(Debug)]
 pub struct Service<S> {
     store: S,
+    own_app_id: String,
     max_message_bytes: usize,
     deadline: Duration,
     cache: OutcomeCache,
@@ -69,10 +74,12 @@ pub struct Service<S> {
 impl<S: Store> Service<S> {
     /// A service answering from `store`, with the body size limit and the
     /// per-request deadline of the configuration. Outcome lists are not
-    /// cached; see [`Service::with_outcome_cache`].
+    /// cached; see [`Service::with_outcome_cache`]. The worker's own
+    /// `app_id` is the default's; see [`Service::with_own_app_id`].
     pub fn new(store: S, max_message_bytes: usize, deadline: Duration) -> Self {
         Self {
             store,
+            own_app_id: DEFAULT_APP_ID.to_owned(),
             max_message_bytes,
             deadline,
             cache: OutcomeCache::new(Duration::ZERO),
@@ -83,6 +90,13 @@ impl<S: Store> Service<S> {
     /// `ttl` at worst).
     pub fn with_outcome_cache(mut self, ttl: Duration) -> Self {
         self.cache = OutcomeCache::new(ttl);
+        self
+    }
+
+    /// The `app_id` the worker's replies carry (`amqp.app_id`): a message
+    /// routed only by it is one of those replies come back, never answered.
+    pub fn with_own_app_id(mut self, app_id: &str) -> Self {
+        app_id.clone_into(&mut self.own_app_id);
         self
     }
 
@@ -109,19 +123,29 @@ impl<S: Store> Service<S> {
         received: Instant,
     ) -> Handled {
         let inbound = parse_request(body, self.max_message_bytes);
-        let answer = match &inbound.query {
-            Ok(query) => self.answer(query, received + self.deadline).await,
-            Err(error) => Err(error.clone()),
-        };
-        let (result, reply) = match answer {
-            Ok(reply) => ("ok", reply),
-            Err(error) => (error.label(), render_error(&inbound.callid, &error)),
-        };
-        let action = match ReplyRoute::choose(properties, inbound.source.as_deref()) {
-            Some(route) => Action::Reply { route, body: reply },
-            None => Action::DeadLetter {
-                reason: "no reply_to, source or app_id to answer to",
-            },
+        let route = ReplyRoute::choose(
+            properties,
+            inbound.source.as_deref(),
+            inbound.is_reply,
+            &self.own_app_id,
+        );
+        // Routing is decided first: a request nobody is to hear costs no
+        // cache lookup.
+        let (result, action) = match route {
+            Err(why) => (RESULT_DEAD_LETTERED, Action::DeadLetter { why }),
+            Ok(route) => {
+                let answer = match &inbound.query {
+                    Ok(query) => self.answer(query, received + self.deadline).await,
+                    Err(error) => Err(error.clone()),
+                };
+                match answer {
+                    Ok(body) => (RESULT_OK, Action::Reply { route, body }),
+                    Err(error) => {
+                        let body = render_error(&inbound.callid, &error);
+                        (error.label(), Action::Reply { route, body })
+                    }
+                }
+            }
         };
         Handled {
             callid: inbound.callid,
@@ -135,7 +159,7 @@ impl<S: Store> Service<S> {
     /// Check 6 of the contract, the cache lookups in order; then the
     /// request kind's own selection, rendered.
     async fn answer(&self, query: &Query, deadline: Instant) -> Result<Vec<u8>, WsError> {
-        let (campaign_id, stored) = self.campaign_outcomes(query, deadline).await?;
+        let stored = self.campaign_outcomes(query, deadline).await?;
         let empty;
         let list = match &stored {
             Some(list) => list.as_ref(),
@@ -146,20 +170,15 @@ impl<S: Store> Service<S> {
         };
         let selection: Selection<'_> = (query.kind.select)(&query.data, list)?;
         if stored.is_none() {
-            tracing::warn!(
-                campaign_id,
-                "campaign has no stored outcome list; answering []"
-            );
+            // The callid of the span leads to the campaign: logs carry no
+            // business data beyond callid, correlation id and source.
+            tracing::warn!("campaign has no stored outcome list; answering []");
             metrics::empty_outcome_list();
         }
         Ok(render_outcomes(query.kind, &query.callid, list, &selection))
     }
 
-    async fn campaign_outcomes(
-        &self,
-        query: &Query,
-        deadline: Instant,
-    ) -> Result<(String, Cached), WsError> {
+    async fn campaign_outcomes(&self, query: &Query, deadline: Instant) -> Result<Cached, WsError> {
         let invalid_call = || WsError::InvalidCallId(query.callid.clone());
         let call = retry_until(deadline, || self.store.call(&query.callid))
             .await?
@@ -178,26 +197,26 @@ impl<S: Store> Service<S> {
             }
         }
         if let Some(cached) = self.cache.get(&campaign_id) {
-            return Ok((campaign_id, cached));
+            return Ok(cached);
         }
         let corrupt = || WsError::CorruptOutcomes(campaign_id.clone());
         let stored = retry_until(deadline, || self.store.outcome_list(&campaign_id))
             .await?
             .map_err(|error| {
-                tracing::warn!(campaign_id, %error, "stored outcome list is unreadable");
+                tracing::warn!(%error, "stored outcome list is unreadable");
                 corrupt()
             })?;
         let list = match stored {
             None => None,
             Some(stored) => Some(Arc::new(
                 OutcomeList::parse(&campaign_id, &stored).map_err(|error| {
-                    tracing::warn!(campaign_id, %error, "stored outcome list is unusable");
+                    tracing::warn!(%error, "stored outcome list is unusable");
                     corrupt()
                 })?,
             )),
         };
         self.cache.insert(&campaign_id, list.clone());
-        Ok((campaign_id, list))
+        Ok(list)
     }
 }
 

@@ -39,6 +39,9 @@ pub struct RequestKind {
     pub select: Select,
 }
 
+/// The `subtopic` of an error reply.
+pub const WS_ERROR_SUBTOPIC: &str = "WS_Error";
+
 /// The dispatch table.
 pub static KINDS: &[&RequestKind] = &[&business_outcome::KIND, &business_outcome_parent::KIND];
 
@@ -49,6 +52,17 @@ impl RequestKind {
             .iter()
             .copied()
             .find(|kind| kind.subtopic.eq_ignore_ascii_case(subtopic))
+    }
+
+    /// Whether `subtopic` names a reply: a kind's success reply or
+    /// `WS_Error`, compared ASCII-case-insensitively. Such a message is never
+    /// answered (docs/protocol.md section 4, no reply loops).
+    pub fn is_reply_subtopic(subtopic: &str) -> bool {
+        let subtopic = subtopic.trim();
+        subtopic.eq_ignore_ascii_case(WS_ERROR_SUBTOPIC)
+            || KINDS
+                .iter()
+                .any(|kind| kind.reply_subtopic.eq_ignore_ascii_case(subtopic))
     }
 
     /// A stable label for metrics and logs: the canonical subtopic.

@@ -6,6 +6,7 @@
 //! (`rabbitmq_node`).
 
 mod env;
+mod poison;
 pub mod proxy;
 mod rabbitmq_node;
 mod redis_server;
@@ -15,6 +16,7 @@ mod wait;
 mod worker;
 
 pub use env::*;
+pub use poison::*;
 pub use rabbitmq_node::*;
 pub use redis_server::*;
 pub use requester::*;
