@@ -1,13 +1,19 @@
 //! `/healthz`, `/readyz` and `/metrics` (docs/protocol.md section 8).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::amqp::ConsumerState;
@@ -27,6 +33,19 @@ pub struct HttpState {
     pub metrics: PrometheusHandle,
 }
 
+/// A connection that has not sent a whole request head within this long
+/// is closed: a slow sender (slowloris), or an idle keep-alive connection,
+/// since hyper runs the same timer while it waits for the next request.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections served at once. Past it, new ones wait in the listen
+/// backlog: a flood of idle connections holds neither file descriptors nor
+/// memory of the worker's beyond these.
+const MAX_CONNECTIONS: usize = 128;
+
+/// How long connections still open at shutdown may take to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
 /// Serves until `shutdown` is cancelled.
 pub async fn serve(
     listener: TcpListener,
@@ -38,9 +57,46 @@ pub async fn serve(
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let graceful = GracefulShutdown::new();
+    loop {
+        // A slot first, then the connection: at the limit, new connections
+        // are not accepted until one closes.
+        let slot = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            slot = slots.clone().acquire_owned() => slot,
+        };
+        let Ok(slot) = slot else { break };
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors, say: not this server's end.
+                    tracing::warn!(%error, "accepting an HTTP connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            // A closed or timed-out connection is the client's affair.
+            let _ = connection.await;
+            drop(slot);
+        });
+    }
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
         .await
+        .is_err()
+    {
+        tracing::debug!("HTTP connections still open at shutdown were dropped");
+    }
+    Ok(())
 }
 
 async fn readyz(State(state): State<HttpState>) -> (StatusCode, String) {

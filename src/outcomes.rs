@@ -118,6 +118,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn numbers_keep_every_digit_as_written() {
+        let stored = r#"[{"OutComeID":98765432109876543210,"Description":"d","LeadScore":1e5,"ParentID":0.10}]"#;
+        let list = OutcomeList::parse("1", stored).unwrap();
+        let outcome = &list.outcomes()[0];
+        assert_eq!(outcome.id, "98765432109876543210");
+        assert_eq!(outcome.lead_score, "1e+5");
+        assert_eq!(outcome.parent_id.as_deref(), Some("0.10"));
+    }
+
+    #[test]
     fn numbers_become_strings_and_defaults_apply() {
         let list = parse_outcome_list(
             "7",

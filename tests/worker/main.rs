@@ -12,6 +12,14 @@ mod contract {
     mod topology;
 }
 
+/// Hostile input: whatever bytes a publisher sends, one message never
+/// stops the service, loops, or floods the logs.
+mod hostile {
+    mod bounds;
+    mod frames;
+    mod loops;
+}
+
 /// Running it: commands, metrics, health, logs, secrets, the in-process worker.
 mod operations {
     mod bench;

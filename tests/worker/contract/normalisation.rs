@@ -96,3 +96,39 @@ async fn a_campaign_edit_is_seen_within_the_outcome_cache_ttl() {
         );
     }
 }
+
+#[tokio::test]
+async fn numbers_are_echoed_digit_for_digit_as_written() {
+    let env = TestEnv::new("big-numbers").await;
+    env.seed_call("123456789012345678901234567890", &[("campaign_id", "7")])
+        .await;
+    env.seed_outcomes(
+        "7",
+        r#"[{"OutComeID":98765432109876543210,"Description":"d","LeadScore":1e5}]"#,
+    )
+    .await;
+    let _worker = env.start_worker(&[]).await;
+    let mut requester = env.requester("desk").await;
+    // Written by hand: the numbers must reach the worker as they are here.
+    let body = br#"{"channel":"LCM","topic":"WebService","subtopic":"GetBusinessOutcome",
+        "data":{"callid":123456789012345678901234567890,"AccountNumber":1}}"#;
+    let correlation_id = new_correlation_id();
+    requester
+        .publish(
+            body,
+            lapin::BasicProperties::default()
+                .with_reply_to(requester.reply_queue.as_str().into())
+                .with_correlation_id(correlation_id.as_str().into()),
+        )
+        .await;
+    let reply = requester.reply_for(&correlation_id).await.expect("a reply");
+    assert_eq!(
+        reply.body["message"]["callid"],
+        "123456789012345678901234567890"
+    );
+    assert_eq!(
+        reply.body["message"]["response"],
+        json!([{"OutComeID": "98765432109876543210", "Description": "d",
+            "CampaignID": "7", "LeadScore": "1e+5", "ParentID": null}])
+    );
+}

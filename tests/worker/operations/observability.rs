@@ -1,5 +1,7 @@
 //! What operators rely on: /metrics, /readyz, JSON logs, `check`.
 
+use lapin::options::QueueDeclareOptions;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::BasicProperties;
 use serde_json::{json, Value};
 
@@ -89,6 +91,109 @@ async fn metrics_count_each_request_kind_and_result() {
         text.contains("# TYPE lcm_request_duration_seconds histogram"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn a_fresh_worker_exposes_every_family_with_help_before_any_request() {
+    let env = TestEnv::new("metrics-fresh").await;
+    let worker = env.start_worker(&[]).await;
+    let (status, text) = worker.get("/metrics").await.expect("scraped");
+    assert_eq!(status, 200);
+    for family in [
+        "lcm_requests_total",
+        "lcm_request_duration_seconds",
+        "lcm_redis_duration_seconds",
+        "lcm_redis_errors_total",
+        "lcm_replies_unroutable_total",
+        "lcm_amqp_reconnects_total",
+        "lcm_deliveries_in_hand",
+        "lcm_empty_outcome_lists_total",
+        "lcm_build_info",
+    ] {
+        assert!(
+            text.contains(&format!("# HELP {family} ")),
+            "HELP of {family}:\n{text}"
+        );
+        assert!(
+            text.contains(&format!("# TYPE {family} ")),
+            "TYPE of {family}:\n{text}"
+        );
+    }
+    for series in [
+        "lcm_requests_total{subtopic=\"GetBusinessOutcome\",result=\"ok\"} 0",
+        "lcm_requests_total{subtopic=\"GetBusinessOutcomeParent\",result=\"ok\"} 0",
+        "lcm_redis_errors_total{operation=\"call\"} 0",
+        "lcm_redis_errors_total{operation=\"outcomes\"} 0",
+        "lcm_replies_unroutable_total 0",
+        "lcm_amqp_reconnects_total 0",
+        "lcm_deliveries_in_hand 0",
+        "lcm_empty_outcome_lists_total 0",
+        "lcm_request_duration_seconds_count{subtopic=\"GetBusinessOutcome\"} 0",
+        "lcm_redis_duration_seconds_count{operation=\"call\"} 0",
+    ] {
+        assert!(text.lines().any(|line| line == series), "{series}:\n{text}");
+    }
+    let version = format!(
+        "lcm_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(text.lines().any(|line| line == version), "{text}");
+}
+
+#[tokio::test]
+async fn a_reply_refused_until_the_deadline_counts_as_dead_lettered_not_ok() {
+    let env = TestEnv::new("refused").await;
+    env.seed_sample().await;
+    let worker = env
+        .start_worker(&[("LCM__LIMITS__REQUEST_DEADLINE_MS", "500")])
+        .await;
+    // A reply queue that is always full and refuses what comes: RabbitMQ
+    // answers every publish to it with a negative confirm.
+    let queue = format!("{}.full", env.names.request_queue);
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-max-length".into(), AMQPValue::LongInt(0));
+    arguments.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString("reject-publish".into()),
+    );
+    env.channel
+        .queue_declare(
+            queue.as_str().into(),
+            QueueDeclareOptions {
+                auto_delete: true,
+                ..Default::default()
+            },
+            arguments,
+        )
+        .await
+        .unwrap();
+    env.publish_raw(
+        "desk",
+        sample_request("desk").to_string().as_bytes(),
+        BasicProperties::default()
+            .with_reply_to(queue.as_str().into())
+            .with_correlation_id("refused".into()),
+    )
+    .await;
+    let dead = env.dead_lettered().await.expect("dead-lettered");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&dead).unwrap(),
+        sample_request("desk")
+    );
+    worker
+        .wait_counter("lcm_requests_total", &["result=\"dead_lettered\""], 1.0)
+        .await;
+    assert_eq!(
+        worker
+            .counter("lcm_requests_total", &["result=\"ok\""])
+            .await,
+        0.0
+    );
+    assert!(worker.logs().contains("reply refused by RabbitMQ"));
+    env.channel
+        .queue_delete(queue.as_str().into(), Default::default())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
