@@ -35,7 +35,7 @@ async fn direct_reply_to_is_answered() {
     requester
         .publish(sample_request("unused").to_string().as_bytes(), properties)
         .await;
-    let reply = tokio::time::timeout(WAIT, replies.recv())
+    let reply = tokio::time::timeout(WAIT, checked_recv(&mut replies))
         .await
         .unwrap()
         .unwrap();

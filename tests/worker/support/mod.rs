@@ -11,6 +11,7 @@ pub mod proxy;
 mod rabbitmq_node;
 mod redis_server;
 mod requester;
+mod schemas;
 pub mod tls;
 mod wait;
 mod worker;

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::env::*;
+use super::schemas::assert_schema;
 use super::wait::*;
 
 /// The documentation's sample request body.
@@ -41,6 +42,7 @@ pub struct ReplyTally {
 impl ReplyTally {
     /// Counts one reply.
     pub fn record(&mut self, reply: &Reply) {
+        assert_schema(&reply.body);
         let id = reply.correlation_id.clone().unwrap_or_default();
         *self.by_id.entry(id).or_default() += 1;
     }
@@ -165,7 +167,7 @@ impl Requester {
                     return Some(replies.remove(0));
                 }
             }
-            let reply = tokio::time::timeout_at(deadline, self.replies.recv())
+            let reply = tokio::time::timeout_at(deadline, checked_recv(&mut self.replies))
                 .await
                 .ok()??;
             let key = reply.correlation_id.clone().unwrap_or_default();
@@ -183,12 +185,15 @@ impl Requester {
         if let Some(reply) = self.take_pending() {
             return Some(reply);
         }
-        tokio::time::timeout(wait, self.replies.recv()).await.ok()?
+        tokio::time::timeout(wait, checked_recv(&mut self.replies))
+            .await
+            .ok()?
     }
 
     /// The next reply already received, if any.
     pub fn try_next_reply(&mut self) -> Option<Reply> {
-        self.take_pending().or_else(|| self.replies.try_recv().ok())
+        self.take_pending()
+            .or_else(|| self.replies.try_recv().ok().map(checked))
     }
 
     fn take_pending(&mut self) -> Option<Reply> {
@@ -226,6 +231,7 @@ pub fn assert_sample_cli_reply(output: &std::process::Output) {
         String::from_utf8_lossy(&output.stderr)
     );
     let reply: Value = serde_json::from_slice(&output.stdout).expect("stdout is the JSON reply");
+    assert_schema(&reply);
     assert_eq!(reply["subtopic"], "BusinessOutCome");
     assert_eq!(
         reply["message"]["response"][0]["Description"],
@@ -237,4 +243,15 @@ pub fn assert_sample_cli_reply(output: &std::process::Output) {
 /// with `reply_to = amq.rabbitmq.reply-to`.
 pub async fn direct_reply_to(channel: &Channel) -> mpsc::UnboundedReceiver<Reply> {
     consume_replies(channel, "amq.rabbitmq.reply-to").await
+}
+
+/// The next reply, checked against its schema.
+pub async fn checked_recv(replies: &mut mpsc::UnboundedReceiver<Reply>) -> Option<Reply> {
+    replies.recv().await.map(checked)
+}
+
+/// `reply`, once it is known to keep its schema (docs/schemas).
+pub fn checked(reply: Reply) -> Reply {
+    assert_schema(&reply.body);
+    reply
 }
