@@ -53,3 +53,33 @@ async fn request_without_a_worker_says_no_queue_takes_the_source() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("no queue takes source `lcm-cli`"));
     assert!(output.stdout.is_empty());
 }
+
+#[tokio::test]
+async fn the_binary_runs_from_an_empty_directory_without_any_config_file() {
+    let env = TestEnv::new("cli-anywhere").await;
+    env.seed_sample().await;
+    // As `cargo install`, a systemd unit or a plain copy runs it: no
+    // config/default.toml in the working directory.
+    let empty = std::env::temp_dir().join(format!("lcm-empty-{}", env.names.id));
+    std::fs::create_dir_all(&empty).unwrap();
+    let check = tokio::process::Command::new(env!("CARGO_BIN_EXE_lcm-worker"))
+        .arg("check")
+        .current_dir(&empty)
+        .envs(env.worker_env())
+        .env_remove("LCM_CONFIG")
+        .output()
+        .await
+        .unwrap();
+    let worker = env.spawn_worker_in(&empty, &[]);
+    worker.wait_ready().await;
+    let mut requester = env.requester("desk").await;
+    requester.sample_is_answered().await;
+    std::fs::remove_dir(&empty).unwrap();
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(stdout.contains("all checks passed"), "{stdout}");
+}

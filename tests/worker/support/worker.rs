@@ -1,6 +1,7 @@
 //! The real `lcm-worker` binary as a child process: started with a test's
 //! names, its HTTP address learnt from its log, its logs kept.
 
+use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -22,8 +23,14 @@ impl TestEnv {
 
     /// Starts a worker without waiting for it.
     pub fn spawn_worker(&self, extra: &[(&str, &str)]) -> Worker {
+        self.spawn_worker_in(Path::new(env!("CARGO_MANIFEST_DIR")), extra)
+    }
+
+    /// Starts a worker in `directory` without waiting for it.
+    pub fn spawn_worker_in(&self, directory: &Path, extra: &[(&str, &str)]) -> Worker {
         let mut command = Command::new(env!("CARGO_BIN_EXE_lcm-worker"));
         command
+            .current_dir(directory)
             .envs(self.worker_env())
             // Port 0: the worker binds a free port itself and logs it, so
             // no two tests race for one.
