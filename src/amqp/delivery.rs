@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::Channel;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{field, Instrument};
 
+use super::acknowledger::Acknowledger;
 use super::publisher::{publish, Reply};
 use super::settle::{settle, ChannelState, PublishOutcome, Settle};
 use crate::backoff::Backoff;
@@ -29,6 +29,7 @@ pub(super) struct DeliveryTask<S> {
     pub settings: Arc<Settings>,
     pub service: Arc<Service<S>>,
     pub channel: Channel,
+    pub acks: Arc<Acknowledger>,
     pub received: Instant,
     /// Cancelled when the connection is lost.
     pub abandon: CancellationToken,
@@ -150,20 +151,14 @@ impl<S: Store> DeliveryTask<S> {
     }
 
     async fn ack(&self, delivery: &Delivery, result: &'static str, kind: &'static str) {
-        match delivery.acker.ack(BasicAckOptions::default()).await {
-            Ok(_) => {
-                tracing::debug!(result, "answered");
-                metrics::request_settled(kind, result, self.received.elapsed());
-            }
-            Err(error) => {
-                tracing::warn!(%error, "ack failed; RabbitMQ will redeliver the request");
-            }
-        }
+        // Sent with others within a millisecond (see `Acknowledger`).
+        self.acks.ack(delivery.delivery_tag).await;
+        tracing::debug!(result, "answered");
+        metrics::request_settled(kind, result, self.received.elapsed());
     }
 
     async fn dead_letter(&self, delivery: &Delivery, kind: &'static str) {
-        let options = BasicRejectOptions { requeue: false };
-        match delivery.acker.reject(options).await {
+        match self.acks.reject(delivery.delivery_tag).await {
             Ok(_) => {
                 metrics::request_settled(kind, RESULT_DEAD_LETTERED, self.received.elapsed());
             }

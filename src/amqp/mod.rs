@@ -3,6 +3,8 @@
 //! consumer (supervisor, session, delivery, settle policy), and the Direct
 //! Reply-to requester of the `request` and `bench` commands.
 
+mod acknowledger;
+mod acks;
 mod endpoints;
 mod publisher;
 mod requester;

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::acknowledger::Acknowledger;
 use super::delivery::DeliveryTask;
 use super::endpoints::Endpoint;
 use super::supervisor::ConsumerState;
@@ -87,10 +88,17 @@ impl<S: Store> Session<'_, S> {
         );
         let tracker = TaskTracker::new();
         let abandon = CancellationToken::new();
-        let stopped = self.consume(consumer, &channel, &tracker, &abandon).await;
+        // Acks of this channel, batched; tags start again on a new channel.
+        let acks = Acknowledger::new(channel.clone(), ack_batch(amqp.prefetch));
+        let flushing = CancellationToken::new();
+        let flusher = tokio::spawn(acks.clone().run(flushing.clone()));
+        let stopped = self
+            .consume(consumer, &channel, &acks, &tracker, &abandon)
+            .await;
         self.state.set_consuming(false);
         tracker.close();
         if !stopped {
+            flusher.abort();
             // The channel is gone, so nothing in hand can be acknowledged
             // any more: stop those tasks rather than let them wait on
             // confirms that may never resolve. RabbitMQ redelivers.
@@ -102,6 +110,9 @@ impl<S: Store> Session<'_, S> {
         let cancel = channel.basic_cancel(tag, BasicCancelOptions::default());
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, cancel).await;
         self.drain(&tracker).await;
+        // The last acks before the channel closes.
+        flushing.cancel();
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, flusher).await;
         let close = async {
             let _ = channel.close(200, "worker shutting down".into()).await;
             let _ = connection.close(200, "worker shutting down".into()).await;
@@ -118,6 +129,7 @@ impl<S: Store> Session<'_, S> {
         &self,
         mut consumer: lapin::Consumer,
         channel: &Channel,
+        acks: &Arc<Acknowledger>,
         tracker: &TaskTracker,
         abandon: &CancellationToken,
     ) -> bool {
@@ -133,6 +145,7 @@ impl<S: Store> Session<'_, S> {
                         settings: self.settings.clone(),
                         service: self.service.clone(),
                         channel: channel.clone(),
+                        acks: acks.clone(),
                         received: Instant::now(),
                         abandon: abandon.clone(),
                     };
@@ -164,6 +177,13 @@ impl<S: Store> Session<'_, S> {
             ),
         }
     }
+}
+
+/// Acks due that are sent at once rather than within `FLUSH_AFTER`: an
+/// eighth of the prefetch, so that the broker's window of unacknowledged
+/// deliveries is never held shut by acks waiting for company.
+fn ack_batch(prefetch: u16) -> usize {
+    usize::from(prefetch / 8).max(1)
 }
 
 /// Opens the channel, declares the topology, sets the prefetch and
