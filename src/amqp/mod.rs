@@ -4,6 +4,7 @@
 //! Reply-to requester of the `request` and `bench` commands.
 
 mod endpoints;
+mod failover;
 mod publisher;
 mod requester;
 mod session;
