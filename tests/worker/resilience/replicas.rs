@@ -16,8 +16,11 @@ const REDIS: &str = "127.0.0.1:6379";
 const INTERVAL: Duration = Duration::from_millis(5);
 const PREFETCH: &str = "4";
 /// Redis answers a replica about to be hit this late, so that deliveries
-/// are in its hand when it dies, yet well within the 2 s request deadline.
-const SLOW: Duration = Duration::from_millis(400);
+/// are in its hand when it dies, yet well within the request deadline.
+const SLOW: Duration = Duration::from_millis(200);
+/// Generous, so that a machine busy with other tests cannot turn a
+/// delayed request into `Cache unavailable`: this test is about replicas.
+const DEADLINE_MS: &str = "5000";
 
 fn redis_through(proxy: &Proxy) -> String {
     format!("redis://{}", proxy.host_port())
@@ -25,8 +28,12 @@ fn redis_through(proxy: &Proxy) -> String {
 
 async fn start_replica(env: &TestEnv, redis: &Proxy) -> Worker {
     let url = redis_through(redis);
-    env.start_worker(&[("LCM__AMQP__PREFETCH", PREFETCH), ("LCM__REDIS__URL", &url)])
-        .await
+    env.start_worker(&[
+        ("LCM__AMQP__PREFETCH", PREFETCH),
+        ("LCM__REDIS__URL", &url),
+        ("LCM__LIMITS__REQUEST_DEADLINE_MS", DEADLINE_MS),
+    ])
+    .await
 }
 
 /// Slows `replica`'s Redis and waits until it holds deliveries; how many.
