@@ -6,6 +6,7 @@
 mod acknowledger;
 mod acks;
 mod endpoints;
+mod failover;
 mod publisher;
 mod requester;
 mod session;

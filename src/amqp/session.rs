@@ -19,8 +19,7 @@ use super::acknowledger::Acknowledger;
 use super::delivery::DeliveryTask;
 use super::endpoints::Endpoint;
 use super::supervisor::ConsumerState;
-use super::topology::{self, TopologyError};
-use crate::backoff::Backoff;
+use super::topology::{self, Refusal, TopologyError};
 use crate::service::{Service, Store};
 use crate::settings::Settings;
 use crate::telemetry::metrics;
@@ -32,8 +31,11 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How a session ended other than by shutdown.
 pub(super) enum SessionError {
-    /// The broker refused a declaration.
-    Topology(TopologyError),
+    /// The broker refused a declaration; `refusal` says what that means.
+    Refused {
+        error: TopologyError,
+        refusal: Refusal,
+    },
     /// The connection failed or dropped; `consumed` if it got as far as consuming.
     Lost { consumed: bool },
 }
@@ -50,11 +52,7 @@ pub(super) struct Session<'a, S> {
 
 impl<S: Store> Session<'_, S> {
     /// Runs until shutdown (`Ok`) or loss.
-    pub async fn run(
-        &self,
-        endpoint: Endpoint<'_>,
-        backoff: &mut Backoff,
-    ) -> Result<(), SessionError> {
+    pub async fn run(&self, endpoint: Endpoint<'_>) -> Result<(), SessionError> {
         let lost = |consumed| SessionError::Lost { consumed };
         let amqp = &self.settings.amqp;
         let url = endpoint.redacted;
@@ -75,7 +73,6 @@ impl<S: Store> Session<'_, S> {
                     lost(false)
                 })??;
         let tag = consumer.tag();
-        backoff.reset();
         self.state.set_consuming(true);
         if self.resumed {
             metrics::amqp_reconnected();
@@ -220,10 +217,9 @@ async fn open_channel(
     let channel = connection.create_channel().await.map_err(lost)?;
     topology::declare(&channel, &settings.amqp)
         .await
-        .map_err(|error| {
-            if error.refused_by_broker() {
-                SessionError::Topology(error)
-            } else {
+        .map_err(|error| match error.refusal() {
+            Some(refusal) => SessionError::Refused { error, refusal },
+            None => {
                 tracing::warn!(%error, "declaring the topology failed");
                 SessionError::Lost { consumed: false }
             }

@@ -1,7 +1,8 @@
 //! The consumer's supervisor: one session after another, each on the next
-//! broker endpoint, with backoff once every endpoint has failed in a row
-//! (docs/protocol.md section 7). It ends when shutdown is asked for, or on a
-//! topology the broker refuses before anything was served.
+//! broker endpoint. What follows a failed session is [`FailOver`]'s call:
+//! the next endpoint at once, a pause once every endpoint has failed in a
+//! row (docs/protocol.md section 7), or a stop on a topology the broker
+//! refuses before anything was served.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::endpoints::Endpoints;
+use super::failover::{FailOver, Failure, Next, Pace};
 use super::session::{Session, SessionError};
 use super::topology::TopologyError;
 use crate::backoff::Backoff;
@@ -18,6 +20,9 @@ use crate::settings::Settings;
 
 const RECONNECT_START: Duration = Duration::from_millis(200);
 const RECONNECT_CAP: Duration = Duration::from_secs(10);
+/// The cap after a round in which some node answered but refused for a
+/// reason of its own: short, so that the node's return is seen at once.
+const NODE_LOCAL_CAP: Duration = Duration::from_secs(1);
 
 /// Why consuming stopped.
 #[derive(Debug, thiserror::Error)]
@@ -55,51 +60,57 @@ pub async fn run<S: Store>(
     shutdown: CancellationToken,
 ) -> Result<(), ConsumeError> {
     let mut endpoints = Endpoints::shuffled(settings.amqp_urls());
-    let round = endpoints.len();
+    let mut failover = FailOver::new(endpoints.len());
     let mut backoff = Backoff::new(RECONNECT_START, RECONNECT_CAP);
-    let mut served_once = false;
+    let mut node_local_backoff = Backoff::new(RECONNECT_START, NODE_LOCAL_CAP);
     let mut attempt: u64 = 0;
-    // Failed attempts since the last full round (or since consuming).
-    let mut failed_in_round = 0;
     while !shutdown.is_cancelled() {
         attempt += 1;
         let endpoint = endpoints.next_endpoint();
+        let url = endpoint.redacted;
         let session = Session {
             settings: &settings,
             service: &service,
             state: &state,
             shutdown: &shutdown,
-            resumed: served_once,
+            resumed: failover.served_once(),
         };
-        match session.run(endpoint, &mut backoff).await {
+        let (failure, refused) = match session.run(endpoint).await {
             Ok(()) => return Ok(()),
-            // Only a refusal by the broker is a `Topology` error.
-            Err(SessionError::Topology(error)) if !served_once => {
+            Err(SessionError::Lost { consumed }) => {
+                if consumed {
+                    // Consuming worked: the next failures start afresh.
+                    backoff.reset();
+                    node_local_backoff.reset();
+                }
+                (Failure::Lost { consumed }, None)
+            }
+            Err(SessionError::Refused { error, refusal }) => {
+                (Failure::Refused(refusal), Some(error))
+            }
+        };
+        let next = failover.after(failure);
+        if let Some(error) = refused {
+            if next == Next::Stop {
                 return Err(error.into());
             }
-            Err(SessionError::Lost { consumed }) => {
-                served_once |= consumed;
-                if consumed {
-                    failed_in_round = 0;
-                }
-            }
-            Err(SessionError::Topology(error)) => {
-                tracing::error!(%error, "topology declaration failed; retrying");
-            }
+            tracing::error!(url, %error, ?failure, "topology declaration refused");
         }
-        failed_in_round += 1;
-        if failed_in_round < round {
-            tracing::warn!(
-                url = endpoint.redacted,
-                attempt,
-                "AMQP connection lost or unavailable; trying the next endpoint"
-            );
-            continue;
-        }
-        failed_in_round = 0;
-        let pause = backoff.next_pause();
+        let pause = match next {
+            // Only a refusal stops, and it has returned above.
+            Next::Stop | Next::OtherEndpoint => {
+                tracing::warn!(
+                    url,
+                    attempt,
+                    "AMQP connection lost, unavailable or refused; trying the next endpoint"
+                );
+                continue;
+            }
+            Next::Pause(Pace::Full) => backoff.next_pause(),
+            Next::Pause(Pace::Short) => node_local_backoff.next_pause(),
+        };
         tracing::warn!(
-            url = endpoint.redacted,
+            url,
             attempt,
             pause_ms = pause.as_millis() as u64,
             "AMQP connection lost or unavailable on every endpoint; reconnecting"

@@ -32,12 +32,15 @@ mod operations {
 /// Faults survived: lost connections, broker restarts, fail-over, Redis
 /// outages and Sentinel, load, TLS.
 mod resilience {
+    mod cluster;
     mod endpoints;
     mod faults;
     mod load;
     mod quorum;
+    mod replicas;
     mod restart;
     mod sentinel;
+    mod slow_cache;
     mod tls;
 }
 

@@ -110,3 +110,38 @@ async fn a_message_that_keeps_killing_workers_is_dead_lettered_after_the_deliver
     );
     assert_eq!(env.ready_count(&env.names.request_queue).await, 0);
 }
+
+#[tokio::test]
+async fn a_quorum_request_queue_declared_without_at_least_once_dead_lettering_stops_the_worker_naming_it(
+) {
+    // As an earlier version declared it: the README says how to migrate.
+    let env = TestEnv::new("quorum-earlier").await;
+    let mut arguments = FieldTable::default();
+    let text = |value: &str| AMQPValue::LongString(value.into());
+    arguments.insert("x-queue-type".into(), text("quorum"));
+    arguments.insert(
+        "x-dead-letter-exchange".into(),
+        text(&env.names.dead_letter_exchange),
+    );
+    arguments.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(2));
+    let durable = lapin::options::QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    env.channel
+        .queue_declare(env.names.request_queue.as_str().into(), durable, arguments)
+        .await
+        .unwrap();
+    let worker = env.spawn_worker(&QUORUM);
+    let logs = worker.logs.clone();
+    let status = worker.exit_status().await;
+    let logs = logs.lock().unwrap().clone();
+    assert!(!status.success(), "{logs}");
+    let queue = format!("request queue `{}`", env.names.request_queue);
+    assert!(logs.contains(&queue), "{logs}");
+    assert!(logs.contains("inequivalent arg 'x-"), "{logs}");
+    assert!(
+        logs.contains("x-dead-letter-strategy=at-least-once"),
+        "{logs}"
+    );
+}

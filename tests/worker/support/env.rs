@@ -141,7 +141,13 @@ impl TestEnv {
     /// A requester with its own reply queue, bound to the reply exchange
     /// under `source`.
     pub async fn requester(&self, source: &str) -> Requester {
-        let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        self.requester_at(&amqp_url(), source).await
+    }
+
+    /// As [`TestEnv::requester`], connected to the broker at `url` (a node
+    /// of a test's own cluster).
+    pub async fn requester_at(&self, url: &str, source: &str) -> Requester {
+        let connection = Connection::connect(url, ConnectionProperties::default())
             .await
             .unwrap();
         let channel = connection.create_channel().await.unwrap();

@@ -1,13 +1,16 @@
 //! A TCP proxy for fault injection: sits between the worker and RabbitMQ or
 //! Redis, and on command cuts every connection, stops forwarding bytes
-//! (a black hole), or refuses new connections (a broker that is down).
+//! (a black hole), refuses new connections (a broker that is down), or
+//! delays what the upstream answers (a slow server).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// What the proxy does with traffic.
@@ -19,6 +22,10 @@ pub enum Mode {
     BlackHole,
     /// Close new connections at once; existing ones keep forwarding.
     Refuse,
+    /// Pass bytes both ways, but hold each chunk the upstream sends for
+    /// this long after it arrived: every response comes that much later,
+    /// and responses do not queue behind each other's delays.
+    Delay(Duration),
 }
 
 /// A running proxy; stops when dropped.
@@ -132,6 +139,10 @@ async fn relay(
     open.fetch_add(1, Ordering::SeqCst);
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
+    // Its tasks end when this relay does.
+    let relayed = CancellationToken::new();
+    let _relayed = relayed.clone().drop_guard();
+    let server_read = delayed(server_read, mode.clone(), relayed);
     tokio::select! {
         _ = cut.cancelled() => {}
         _ = stop.cancelled() => {}
@@ -144,7 +155,7 @@ async fn relay(
 
 /// Copies bytes one way, holding them while the mode is a black hole.
 async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut from: impl AsyncRead + Unpin,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     mut mode: watch::Receiver<Mode>,
 ) {
@@ -161,4 +172,56 @@ async fn pump(
             return;
         }
     }
+}
+
+/// What the upstream sends, as the client is to see it: in [`Mode::Delay`]
+/// each chunk is held until the delay after it arrived (a delay line, so
+/// chunks behind it are not held longer); in any other mode at once.
+fn delayed(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mode: watch::Receiver<Mode>,
+    relayed: CancellationToken,
+) -> DuplexStream {
+    let (near, mut far) = tokio::io::duplex(1 << 20);
+    let (chunks, mut arrived) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+    let ended = relayed.clone();
+    tokio::spawn(async move {
+        let mut buffer = vec![0u8; 16 * 1024];
+        loop {
+            // Stops with the relay, so that the socket is not kept open by
+            // this task alone.
+            let n = tokio::select! {
+                _ = ended.cancelled() => return,
+                read = from.read(&mut buffer) => match read {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                },
+            };
+            if chunks.send((Instant::now(), buffer[..n].to_vec())).is_err() {
+                return;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        loop {
+            let (at, bytes) = tokio::select! {
+                _ = relayed.cancelled() => return,
+                next = arrived.recv() => match next {
+                    Some(chunk) => chunk,
+                    None => return,
+                },
+            };
+            let delay = match *mode.borrow() {
+                Mode::Delay(delay) => Some(delay),
+                _ => None,
+            };
+            if let Some(delay) = delay {
+                tokio::time::sleep_until(at + delay).await;
+            }
+            if far.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+    });
+    near
 }

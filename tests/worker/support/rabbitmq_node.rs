@@ -1,7 +1,8 @@
 //! A RabbitMQ node of a test's own, started from the local installation
 //! on free ports with its own data directory and Erlang cookie, so that a
 //! test may stop, restart or kill it without touching the shared broker.
-//! Stopped and removed on drop.
+//! Nodes that share a cookie can be clustered (`rabbitmq_cluster`).
+//! Killed by its OS pid and removed on drop.
 
 use std::path::PathBuf;
 use std::process::Command as StdCommand;
@@ -24,10 +25,11 @@ pub fn ctl_script() -> String {
     server.with_file_name("rabbitmqctl").display().to_string()
 }
 
-/// A RabbitMQ node of this test's own; stopped and removed on drop.
+/// A RabbitMQ node of this test's own; killed and removed on drop.
 pub struct PrivateBroker {
     node: String,
     port: u16,
+    dist_port: u16,
     dir: PathBuf,
 }
 
@@ -37,6 +39,13 @@ const BOOT: Duration = Duration::from_secs(90);
 
 impl PrivateBroker {
     pub async fn start(name: &str) -> Self {
+        Self::start_with_cookie(name, None).await
+    }
+
+    /// Starts a node whose Erlang cookie is `cookie` (written to the
+    /// `.erlang.cookie` of its own `HOME`, mode 0400), so that nodes
+    /// started with the same one can form a cluster.
+    pub async fn start_with_cookie(name: &str, cookie: Option<&str>) -> Self {
         let port = free_port();
         let dist_port = free_port();
         let node = format!("{name}{port}@localhost");
@@ -48,12 +57,31 @@ impl PrivateBroker {
         )
         .unwrap();
         std::fs::write(dir.join("enabled_plugins"), "[].\n").unwrap();
-        let broker = Self { node, port, dir };
-        let status = broker
-            .command(&server_script())
+        if let Some(cookie) = cookie {
+            use std::os::unix::fs::PermissionsExt;
+            let file = dir.join(".erlang.cookie");
+            std::fs::write(&file, cookie).unwrap();
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400)).unwrap();
+        }
+        let broker = Self {
+            node,
+            port,
+            dist_port,
+            dir,
+        };
+        broker.launch().await;
+        broker
+    }
+
+    /// Starts the node (again, after a kill: same name, ports and data).
+    pub async fn launch(&self) {
+        let mut command = self.command(&server_script());
+        command
             .arg("-detached")
-            .env("RABBITMQ_DIST_PORT", dist_port.to_string())
-            .status()
+            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string());
+        let status = tokio::task::spawn_blocking(move || command.status())
+            .await
+            .unwrap()
             .unwrap_or_else(|e| {
                 panic!(
                     "this test starts its own RabbitMQ node with {} ({e}); \
@@ -62,8 +90,47 @@ impl PrivateBroker {
                 )
             });
         assert!(status.success(), "rabbitmq-server -detached: {status}");
-        broker.wait_listening(BOOT).await;
-        broker
+        self.wait_listening(BOOT).await;
+    }
+
+    /// The Erlang node name, `name<port>@localhost`.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The OS pid of the running node's VM, from its pid file; `None`
+    /// if that process is gone.
+    pub fn os_pid(&self) -> Option<u32> {
+        let pid: u32 = std::fs::read_to_string(self.dir.join("pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        // The pid file outlives a killed node: check that the pid is still
+        // this node's VM (its command line names the node's own HOME, not
+        // the node name, which 3.10 sets after boot), never another
+        // process that took the number.
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        let home = self.dir.display().to_string();
+        cmdline.split('\0').any(|arg| arg == home).then_some(pid)
+    }
+
+    /// SIGKILLs the node's VM, as a crash or a lost machine would, and
+    /// waits until the process is gone.
+    pub async fn kill(&self) {
+        let Some(pid) = self.os_pid() else {
+            return;
+        };
+        let status = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -KILL {pid}");
+        eventually("the killed node's process is gone", || async {
+            self.os_pid().is_none()
+        })
+        .await;
     }
 
     /// The node's own environment: its name, files and Erlang cookie (in
@@ -81,6 +148,7 @@ impl PrivateBroker {
             )
             .env("RABBITMQ_MNESIA_BASE", self.dir.join("mnesia"))
             .env("RABBITMQ_LOG_BASE", self.dir.join("log"))
+            .env("RABBITMQ_PID_FILE", self.dir.join("pid"))
             .env("ERL_EPMD_ADDRESS", "127.0.0.1")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
@@ -100,6 +168,11 @@ impl PrivateBroker {
             String::from_utf8_lossy(&output.stderr)
         );
         String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// The AMQP port.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     pub fn url(&self) -> String {
@@ -138,11 +211,19 @@ impl PrivateBroker {
 }
 
 impl Drop for PrivateBroker {
+    /// Kills the node by its pid, also when the test failed, then removes
+    /// its data directory. A test node's data is thrown away, so there is
+    /// nothing to stop gracefully.
     fn drop(&mut self) {
-        let _ = self
-            .command(&ctl_script())
-            .args(["-n", &self.node, "stop"])
-            .status();
+        if let Some(pid) = self.os_pid() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while self.os_pid().is_some() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -47,6 +47,11 @@ impl ReplyTally {
         *self.by_id.entry(id).or_default() += 1;
     }
 
+    /// Whether `id` has had a reply.
+    pub fn has(&self, id: &str) -> bool {
+        self.by_id.contains_key(id)
+    }
+
     /// Correlation ids seen at least once.
     pub fn distinct(&self) -> usize {
         self.by_id.len()

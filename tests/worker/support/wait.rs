@@ -31,3 +31,19 @@ where
     }
     panic!("timed out waiting for: {what}");
 }
+
+/// Waits until `probe` gives a value, up to [`WAIT`], and returns it.
+pub async fn eventually_some<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}

@@ -110,15 +110,7 @@ impl Worker {
     /// every one of `labels` (for example `result="ok"`).
     pub async fn counter(&self, name: &str, labels: &[&str]) -> f64 {
         let (_, text) = self.get("/metrics").await.unwrap_or_default();
-        text.lines()
-            .filter(|line| line.starts_with(name))
-            .filter(|line| {
-                let series = line.split_whitespace().next().unwrap_or("");
-                series == name || series.starts_with(&format!("{name}{{"))
-            })
-            .filter(|line| labels.iter().all(|label| line.contains(label)))
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        metric_sum(&text, name, labels)
     }
 
     /// Waits until a counter reaches `expected`. Counters move just after
@@ -160,6 +152,20 @@ impl Worker {
             .expect("worker did not exit in time")
             .unwrap()
     }
+}
+
+/// The sum of metric `name` in Prometheus text `text` over the series
+/// whose labels contain every one of `labels`.
+pub fn metric_sum(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|line| line.starts_with(name))
+        .filter(|line| {
+            let series = line.split_whitespace().next().unwrap_or("");
+            series == name || series.starts_with(&format!("{name}{{"))
+        })
+        .filter(|line| labels.iter().all(|label| line.contains(label)))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// The address in the worker's "serving /healthz" line, text or JSON.

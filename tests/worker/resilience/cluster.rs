@@ -1,0 +1,212 @@
+//! A real three-node RabbitMQ cluster under steady load (project issue 13):
+//! the request and dead-letter queues are quorum queues with members on
+//! every node; killing the node the worker uses, and then the queue's
+//! leader, each costs at most a few seconds of consuming, and no request
+//! is lost or dead-lettered.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
+use lapin::Channel;
+use tokio::time::Instant;
+
+use crate::support::*;
+
+/// About 330 requests/s.
+const INTERVAL: Duration = Duration::from_millis(3);
+/// The most a kill may cost before the worker consumes again.
+const RECOVERY: Duration = Duration::from_secs(5);
+/// The worker's connection name: its default `amqp.app_id`.
+const WORKER_CONNECTION: &str = "lcm-outcome-worker";
+
+/// Messages in `queue`, as the node behind `channel` reports them.
+async fn message_count(channel: &Channel, queue: &str) -> u32 {
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    channel
+        .queue_declare(queue.into(), passive, FieldTable::default())
+        .await
+        .unwrap()
+        .message_count()
+}
+
+/// `name type arguments` of every queue, as `rabbitmqctl` lists them.
+async fn listed_queues(cluster: &PrivateCluster) -> HashMap<String, String> {
+    let listed = cluster
+        .any_up()
+        .ctl(&["list_queues", "-q", "name", "type", "arguments"])
+        .await;
+    listed
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .map(|(name, rest)| (name.to_owned(), rest.to_owned()))
+        .collect()
+}
+
+/// After a kill at `killed`: how long until the worker consumed again (zero
+/// if it never stopped), and the longest time it settled nothing.
+fn cost_of_kill(samples: &[Sample], killed: Instant, next: Instant) -> (Duration, Duration) {
+    let stopped = outages(samples)
+        .into_iter()
+        .filter(|o| o.from >= killed && o.from < next)
+        .map(|o| o.until - killed)
+        .max()
+        .unwrap_or_default();
+    (stopped, longest_idle(samples, killed, next))
+}
+
+#[tokio::test]
+async fn losing_any_one_node_of_three_costs_the_worker_at_most_a_few_seconds() {
+    let began = Instant::now();
+    let cluster = PrivateCluster::start("lcmcluster", 3).await;
+    let booted = began.elapsed();
+    let env = TestEnv::new("cluster").await;
+    env.seed_sample().await;
+    let urls = cluster.urls();
+    let worker = env
+        .start_worker(&[
+            ("LCM__AMQP__URLS", &urls),
+            ("LCM__AMQP__QUEUE_TYPE", "quorum"),
+        ])
+        .await;
+    let queue = env.names.request_queue.clone();
+    let dead = env.names.dead_letter_queue.clone();
+
+    // Both queues are quorum queues with a member on every node, and the
+    // request queue dead-letters at least once.
+    let (leader, online) = cluster.quorum_leader_and_online(&queue).await.unwrap();
+    assert_eq!(online.len(), 3, "members of {queue}: {online:?}");
+    let queues = listed_queues(&cluster).await;
+    assert!(queues[&dead].starts_with("quorum"), "{}", queues[&dead]);
+    for argument in ["x-dead-letter-strategy", "at-least-once", "reject-publish"] {
+        assert!(queues[&queue].contains(argument), "{}", queues[&queue]);
+    }
+
+    // The requester stays on a node that is killed neither time.
+    let first = eventually_some("the worker's connection is listed", || async {
+        let node = cluster.connected_node(WORKER_CONNECTION).await;
+        node.map(|n| n.node().to_owned())
+    })
+    .await;
+    let requester_node = cluster.nodes.iter().find(|n| n.node() != first).unwrap();
+    let mut requester = env.requester_at(&requester_node.url(), "desk").await;
+    let sampler = Sampler::start(&worker, Duration::from_millis(25));
+    let load = Load::start(&requester, INTERVAL).await;
+    tokio::time::sleep(Duration::from_secs(3)).await; // load before the fault
+
+    // Kill 1: the node the worker is connected to (at first also the leader).
+    let killed_first = Instant::now();
+    cluster.by_name(&first).unwrap().kill().await;
+    eventually("the worker consumes on another node", || async {
+        let node = cluster.connected_node(WORKER_CONNECTION).await;
+        node.is_some_and(|n| n.node() != first)
+    })
+    .await;
+    cluster.by_name(&first).unwrap().launch().await;
+    cluster.wait_running(3).await;
+    eventually("every member of the request queue online again", || async {
+        cluster
+            .quorum_leader_and_online(&queue)
+            .await
+            .is_some_and(|(_, online)| online.len() == 3)
+    })
+    .await;
+    let rejoined = killed_first.elapsed();
+
+    // Kill 2: the request queue's leader; moved off the requester's node
+    // first if it is there, since the requester must stay up.
+    let (mut second, _) = cluster.quorum_leader_and_online(&queue).await.unwrap();
+    if second == requester_node.node() {
+        let to = cluster.nodes.iter().find(|n| n.node() != second).unwrap();
+        cluster.transfer_leadership(&queue, to.node()).await;
+        eventually("the leader moved", || async {
+            cluster
+                .quorum_leader_and_online(&queue)
+                .await
+                .is_some_and(|(leader, _)| leader == to.node())
+        })
+        .await;
+        second = to.node().to_owned();
+    }
+    let worker_on_second = cluster
+        .connected_node(WORKER_CONNECTION)
+        .await
+        .is_some_and(|n| n.node() == second);
+    let killed_second = Instant::now();
+    cluster.by_name(&second).unwrap().kill().await;
+    tokio::time::sleep(Duration::from_secs(5)).await; // load after the fault
+    let sent = load.stop().await;
+    let loaded_until = Instant::now();
+
+    // Every request answered, correctly; duplicates only of sent ids.
+    let mut replies = ReplyTally::default();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sent.ids.iter().any(|id| !replies.has(id)) && Instant::now() < deadline {
+        let Some(reply) = requester.next_reply().await else {
+            break;
+        };
+        assert_eq!(
+            reply.body["message"]["response"][1]["OutComeID"], "102",
+            "{:?}",
+            reply.body
+        );
+        replies.record(&reply);
+    }
+    let channel = requester.channel.clone();
+    eventually("request queue drained and nothing in hand", || async {
+        message_count(&channel, &queue).await == 0
+            && worker.counter("lcm_deliveries_in_hand", &[]).await == 0.0
+    })
+    .await;
+    while let Some(reply) = requester.try_next_reply() {
+        replies.record(&reply);
+    }
+    let total = sent.ids.len();
+    let answered = replies.answered(&sent.ids);
+    let unknown = replies.unknown(&sent.ids).len();
+    let dead_lettered = message_count(&channel, &dead).await;
+    let reconnects = worker.counter("lcm_amqp_reconnects_total", &[]).await;
+    let samples = sampler.samples();
+    let stops = outages(&samples).len();
+    let (first_cost, first_idle) = cost_of_kill(&samples, killed_first, killed_second);
+    let (second_cost, second_idle) = cost_of_kill(&samples, killed_second, loaded_until);
+    println!(
+        "cluster: 3 nodes up and joined in {booted:.1?}; initial leader {leader}; \
+         sent {total} ({} resent unconfirmed), answered {answered}, duplicated {}, lost {}, \
+         dead-lettered {dead_lettered}, AMQP reconnects {reconnects}, not-consuming stretches {stops}",
+        sent.resent,
+        replies.duplicated(),
+        total - answered
+    );
+    println!(
+        "cluster kill 1 (the worker's node {first}): consuming again after {first_cost:.2?}, \
+         longest time settling nothing {first_idle:.2?}; node back in the cluster after {rejoined:.1?}"
+    );
+    println!(
+        "cluster kill 2 (the leader {second}, worker connected to it: {worker_on_second}): \
+         consuming again after {second_cost:.2?}, longest time settling nothing {second_idle:.2?}"
+    );
+    assert_eq!(answered, total, "lost requests");
+    assert_eq!(unknown, 0, "replies with unknown correlation ids");
+    assert_eq!(dead_lettered, 0, "requests dead-lettered");
+    assert!(first_cost <= RECOVERY, "kill 1 cost {first_cost:?}");
+    assert!(second_cost <= RECOVERY, "kill 2 cost {second_cost:?}");
+    assert!(
+        first_cost > Duration::ZERO,
+        "kill 1 did not stop the worker"
+    );
+    // Counted per resumed consuming, not per attempt.
+    assert_eq!(
+        reconnects, stops as f64,
+        "reconnects vs. stretches not consuming"
+    );
+    assert!(
+        !worker.logs().contains("topology declaration refused"),
+        "{}",
+        worker.logs()
+    );
+}
