@@ -30,13 +30,20 @@ pub enum RedisPool {
     Sentinel(Pool<SentinelManager>),
 }
 
+/// Commands a multiplexed connection queues before callers wait: above any
+/// sensible `amqp.prefetch`, so that every delivery in hand gets its lookup
+/// into the same write. redis-rs's default is 50, below the default prefetch
+/// of 64.
+const PIPELINE_BUFFER: usize = 1024;
+
 impl RedisPool {
     /// Builds the pool; connections are opened lazily, so this succeeds
     /// while Redis (or every sentinel) is down.
     pub fn new(settings: &RedisSettings, timeouts: Timeouts) -> Result<Self, String> {
         let connection = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeouts.connect))
-            .set_response_timeout(Some(timeouts.response));
+            .set_response_timeout(Some(timeouts.response))
+            .set_pipeline_buffer_size(PIPELINE_BUFFER);
         if settings.uses_sentinel() {
             let manager = SentinelManager::new(settings, connection)
                 .map_err(|e| format!("redis.sentinels: {:?}", e.kind()))?;
