@@ -64,15 +64,7 @@ pub fn connection_info(url: &str, tls: &TlsSettings) -> Result<ConnectionInfo, T
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tls(ca: &str, cert: &str, key: &str) -> TlsSettings {
-        TlsSettings {
-            ca_file: ca.into(),
-            cert_file: cert.into(),
-            key_file: key.into(),
-            insecure_skip_verify: false,
-        }
-    }
+    use crate::settings::tls::tls;
 
     #[test]
     fn a_plain_redis_url_is_left_alone_and_a_tls_one_may_skip_verification() {

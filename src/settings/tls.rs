@@ -222,18 +222,20 @@ impl ServerCertVerifier for AcceptAnyCertificate {
     }
 }
 
+/// TLS settings naming these files, verification on; for tests.
+#[cfg(test)]
+pub(crate) fn tls(ca: &str, cert: &str, key: &str) -> TlsSettings {
+    TlsSettings {
+        ca_file: ca.into(),
+        cert_file: cert.into(),
+        key_file: key.into(),
+        insecure_skip_verify: false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tls(ca: &str, cert: &str, key: &str) -> TlsSettings {
-        TlsSettings {
-            ca_file: ca.into(),
-            cert_file: cert.into(),
-            key_file: key.into(),
-            insecure_skip_verify: false,
-        }
-    }
 
     #[test]
     fn a_missing_ca_file_names_its_key_and_path() {

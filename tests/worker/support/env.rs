@@ -226,19 +226,32 @@ impl TestEnv {
 
     /// Publishes a raw body to the request exchange.
     pub async fn publish_raw(&self, routing_key: &str, body: &[u8], properties: BasicProperties) {
-        self.channel
-            .basic_publish(
-                self.names.request_exchange.as_str().into(),
-                routing_key.into(),
-                BasicPublishOptions::default(),
-                body,
-                properties,
-            )
-            .await
-            .unwrap()
-            .await
-            .unwrap();
+        let exchange = &self.names.request_exchange;
+        publish(&self.channel, exchange, routing_key, body, properties).await;
     }
+}
+
+/// Publishes on `channel` and waits for the publish (and its confirm, on a
+/// channel in confirm mode).
+pub async fn publish(
+    channel: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    properties: BasicProperties,
+) {
+    channel
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            BasicPublishOptions::default(),
+            body,
+            properties,
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
 }
 
 impl Drop for TestEnv {

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
+use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection};
 use serde_json::{json, Value};
@@ -149,18 +149,8 @@ impl Requester {
 
     /// Publishes raw bytes with the given properties to the request exchange.
     pub async fn publish(&self, body: &[u8], properties: BasicProperties) {
-        self.channel
-            .basic_publish(
-                self.names.request_exchange.as_str().into(),
-                self.source.as_str().into(),
-                BasicPublishOptions::default(),
-                body,
-                properties,
-            )
-            .await
-            .unwrap()
-            .await
-            .unwrap();
+        let exchange = &self.names.request_exchange;
+        publish(&self.channel, exchange, &self.source, body, properties).await;
     }
 
     /// Waits up to [`WAIT`] for the reply carrying `correlation_id`.
