@@ -1,10 +1,17 @@
 //! Every line that speaks AMQP (lapin): the connection and the broker
 //! endpoints it fails over between, the topology, confirmed publishing, the
-//! consumer (supervisor, session, delivery, settle policy), and the Direct
-//! Reply-to requester of the `request` and `bench` commands.
+//! consumer, and the Direct Reply-to requester of the `request` and `bench`
+//! commands.
+//!
+//! The consumer, from the outside in: `supervisor` (one session after
+//! another; `failover` decides what follows a failed one), `session` (one
+//! connection's life), `delivery` (one delivery's task), `settle` (pure:
+//! what becomes of a request once its reply was offered), `acknowledger`
+//! with `acks` (pure: batched acknowledgements of one channel).
 
 mod acknowledger;
 mod acks;
+mod delivery;
 mod endpoints;
 mod failover;
 mod publisher;
@@ -13,8 +20,6 @@ mod session;
 mod settle;
 mod supervisor;
 pub mod topology;
-
-mod delivery;
 
 use std::io;
 use std::time::Duration;
