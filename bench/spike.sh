@@ -18,7 +18,7 @@ export LCM__AMQP__REQUEST_EXCHANGE="$id.requests" LCM__AMQP__REQUEST_QUEUE="$id.
 
 cleanup() {
   [[ -n ${worker:-} ]] && kill "$worker" 2>/dev/null && wait "$worker" 2>/dev/null
-  redis-cli -q del "$id:call:big" "$id:campaign:big:outcomes" >/dev/null
+  redis-cli del "$id:call:big" "$id:campaign:big:outcomes" >/dev/null
   rabbitmqctl -q eval "
     [rabbit_amqqueue:delete(Q, false, false, <<\"spike\">>) || Q <- rabbit_amqqueue:list(),
       lists:prefix(\"$id\", binary_to_list(element(4, amqqueue:get_name(Q))))],
@@ -27,7 +27,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-python3 - "$id" <<'PY' | redis-cli -x set "$1:campaign:big:outcomes" >/dev/null
+python3 - <<'PY' | redis-cli -x set "$id:campaign:big:outcomes" >/dev/null
 import json, sys
 print(json.dumps([{"OutComeID": str(i), "Description": "outcome %d %s" % (i, "x" * 180)}
                   for i in range(50000)]), end="")

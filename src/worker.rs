@@ -26,7 +26,9 @@ pub async fn run(
     tracing::info!(config = ?settings, "starting lcm-worker {}", env!("CARGO_PKG_VERSION"));
     settings.warn_if_insecure();
     let settings = Arc::new(settings);
-    let store = RedisStore::new(&settings.redis).context("redis")?;
+    let store = RedisStore::new(&settings.redis)
+        .context("redis")?
+        .with_max_list_bytes(settings.limits.max_outcome_list_bytes);
     // Say at once when Redis cannot be reached (a TLS or certificate error
     // included); /readyz keeps reporting it.
     let probe = store.clone();
@@ -42,7 +44,8 @@ pub async fn run(
             settings.request_deadline(),
         )
         .with_outcome_cache(settings.outcome_cache_ttl())
-        .with_own_app_id(&settings.amqp.app_id),
+        .with_own_app_id(&settings.amqp.app_id)
+        .with_max_list_bytes(settings.limits.max_outcome_list_bytes),
     );
     let consumer = ConsumerState::default();
     tracing::info!(addr = %listener.local_addr()?, "serving /healthz, /readyz and /metrics");

@@ -29,6 +29,8 @@ const POOL_WAIT_TIMEOUT: Duration = Duration::from_millis(1000);
 pub struct RedisStore {
     pool: RedisPool,
     prefix: String,
+    /// Longest outcome list read; a longer one is not fetched at all.
+    max_list_bytes: usize,
     shared: Arc<SharedConnections>,
 }
 
@@ -71,11 +73,20 @@ impl RedisStore {
         Ok(Self {
             pool,
             prefix: settings.key_prefix.clone(),
+            max_list_bytes: usize::MAX,
             shared: Arc::new(SharedConnections {
                 slots,
                 next: AtomicUsize::new(0),
             }),
         })
+    }
+
+    /// Reads outcome lists of at most `max` bytes; a longer one is answered
+    /// as unreadable (`BadData`) without being fetched, so that one oversized
+    /// value cannot make every request that needs it hold a copy.
+    pub fn with_max_list_bytes(mut self, max: usize) -> Self {
+        self.max_list_bytes = max.max(1);
+        self
     }
 
     /// With Sentinel, the master's `host:port` the sentinels name now;
@@ -225,8 +236,25 @@ impl Store for RedisStore {
     }
 
     async fn outcome_list(&self, campaign_id: &str) -> Result<Option<String>, StoreError> {
+        let key = self.outcomes_key(campaign_id);
+        // The length and at most the limit's worth of the value, in one
+        // round trip: an oversized list is never read whole.
+        let last = isize::try_from(self.max_list_bytes - 1).unwrap_or(isize::MAX);
         let mut pipe = redis::pipe();
-        pipe.get(self.outcomes_key(campaign_id));
+        pipe.strlen(&key).getrange(&key, 0, last);
+        let (length, head): (usize, Vec<u8>) = self.query(RedisOperation::Outcomes, &pipe).await?;
+        if length > self.max_list_bytes {
+            return Err(StoreError::BadData(format!(
+                "the outcome list is {length} bytes, over limits.max_outcome_list_bytes"
+            )));
+        }
+        if length > 0 {
+            return text(Some(head));
+        }
+        // No key, or an empty string (which is corrupt, not absent): a
+        // second round trip tells them apart, on this rare path only.
+        let mut pipe = redis::pipe();
+        pipe.get(&key);
         let (list,): (RawValue,) = self.query(RedisOperation::Outcomes, &pipe).await?;
         text(list)
     }

@@ -67,6 +67,7 @@ pub struct Service<S> {
     store: S,
     own_app_id: String,
     max_message_bytes: usize,
+    max_list_bytes: usize,
     deadline: Duration,
     cache: OutcomeCache,
 }
@@ -81,6 +82,7 @@ impl<S: Store> Service<S> {
             store,
             own_app_id: DEFAULT_APP_ID.to_owned(),
             max_message_bytes,
+            max_list_bytes: usize::MAX,
             deadline,
             cache: OutcomeCache::new(Duration::ZERO),
         }
@@ -90,6 +92,14 @@ impl<S: Store> Service<S> {
     /// `ttl` at worst).
     pub fn with_outcome_cache(mut self, ttl: Duration) -> Self {
         self.cache = OutcomeCache::new(ttl);
+        self
+    }
+
+    /// Answers an outcome list whose reply rendering is over `max` bytes as
+    /// corrupt (`limits.max_outcome_list_bytes`): stored short, it may still
+    /// render long (every element gets the campaign id).
+    pub fn with_max_list_bytes(mut self, max: usize) -> Self {
+        self.max_list_bytes = max;
         self
     }
 
@@ -208,12 +218,20 @@ impl<S: Store> Service<S> {
             })?;
         let list = match stored {
             None => None,
-            Some(stored) => Some(Arc::new(
-                OutcomeList::parse(&campaign_id, &stored).map_err(|error| {
+            Some(stored) => {
+                let list = OutcomeList::parse(&campaign_id, &stored).map_err(|error| {
                     tracing::warn!(%error, "stored outcome list is unusable");
                     corrupt()
-                })?,
-            )),
+                })?;
+                if list.rendered().len() > self.max_list_bytes {
+                    tracing::warn!(
+                        bytes = list.rendered().len(),
+                        "outcome list renders over limits.max_outcome_list_bytes"
+                    );
+                    return Err(corrupt());
+                }
+                Some(Arc::new(list))
+            }
         };
         self.cache.insert(&campaign_id, list.clone());
         Ok(list)
@@ -420,6 +438,19 @@ mod tests {
         async fn outcome_list(&self, campaign_id: &str) -> Result<Option<String>, StoreError> {
             self.0.outcome_list(campaign_id).await
         }
+    }
+
+    #[tokio::test]
+    async fn a_list_that_renders_over_the_limit_is_corrupt() {
+        let service = service(MemoryStore::sample()).with_max_list_bytes(50);
+        let reply = reply_of(&service, &sample_body("12345", "5|3|1|0|0|44|1")).await;
+        assert_eq!(
+            reply["message"]["errorMessage"],
+            "Corrupt business outcome data for Campaign ID:1"
+        );
+        let service = self::service(MemoryStore::sample()).with_max_list_bytes(1000);
+        let reply = reply_of(&service, &sample_body("12345", "5|3|1|0|0|44|1")).await;
+        assert_eq!(reply["subtopic"], "BusinessOutCome");
     }
 
     #[tokio::test]

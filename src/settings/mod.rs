@@ -148,6 +148,10 @@ pub struct LimitSettings {
     pub max_message_bytes: usize,
     /// Time from receipt within which a request is answered, in milliseconds.
     pub request_deadline_ms: u64,
+    /// Largest outcome list served, in bytes, stored or rendered for the
+    /// reply; a larger one is answered as corrupt. Keeps replies under the
+    /// broker's `max_message_size` and memory bounded.
+    pub max_outcome_list_bytes: usize,
 }
 
 /// `shutdown.*`.
@@ -226,6 +230,7 @@ impl Default for LimitSettings {
         Self {
             max_message_bytes: 65536,
             request_deadline_ms: 2000,
+            max_outcome_list_bytes: 1_048_576,
         }
     }
 }

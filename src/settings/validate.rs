@@ -87,5 +87,9 @@ fn validate_redis(redis: &RedisSettings) -> Result<(), SettingsError> {
 
 fn validate_limits(limits: &LimitSettings) -> Result<(), SettingsError> {
     positive("limits.max_message_bytes", limits.max_message_bytes as u64)?;
-    positive("limits.request_deadline_ms", limits.request_deadline_ms)
+    positive("limits.request_deadline_ms", limits.request_deadline_ms)?;
+    positive(
+        "limits.max_outcome_list_bytes",
+        limits.max_outcome_list_bytes as u64,
+    )
 }

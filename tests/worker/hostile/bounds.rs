@@ -26,7 +26,9 @@ async fn a_returned_one_megabyte_reply_adds_a_bounded_line_without_outcome_text(
     assert!(list.len() > 1_000_000);
     env.seed_call("big", &[("campaign_id", "big")]).await;
     env.seed_outcomes("big", &list).await;
-    let worker = env.start_worker(&[]).await;
+    let worker = env
+        .start_worker(&[("LCM__LIMITS__MAX_OUTCOME_LIST_BYTES", "4194304")])
+        .await;
     let before = worker.logs().len();
     // reply_to names a queue that does not exist: RabbitMQ returns it.
     env.publish_raw(
@@ -48,6 +50,30 @@ async fn a_returned_one_megabyte_reply_adds_a_bounded_line_without_outcome_text(
     assert!(added.len() < 16 * 1024, "{} bytes logged", added.len());
     assert!(!added.contains("CONFIDENTIAL"), "{added}");
     assert!(added.contains("reply returned unroutable"), "{added}");
+}
+
+#[tokio::test]
+async fn an_outcome_list_over_the_limit_is_answered_corrupt_and_never_read_whole() {
+    let env = TestEnv::new("list-limit").await;
+    let item = r#"{"OutComeID":"1","Description":"x"}"#;
+    let stored = format!("[{}]", vec![item; 100].join(","));
+    env.seed_call("c", &[("campaign_id", "9")]).await;
+    env.seed_outcomes("9", &stored).await;
+    env.seed_call("small", &[("campaign_id", "10")]).await;
+    env.seed_outcomes("10", &format!("[{item}]")).await;
+    let worker = env
+        .start_worker(&[("LCM__LIMITS__MAX_OUTCOME_LIST_BYTES", "1000")])
+        .await;
+    let mut requester = env.requester("desk").await;
+    let reply = requester.request(&request_for("c", "1")).await;
+    assert_eq!(
+        reply.error_message(),
+        "Corrupt business outcome data for Campaign ID:9"
+    );
+    // A list within the limit is served as ever.
+    let reply = requester.request(&request_for("small", "1")).await;
+    assert_eq!(reply.body["subtopic"], "BusinessOutCome");
+    assert!(worker.logs().contains("over limits.max_outcome_list_bytes"));
 }
 
 /// Whether the server closed `stream` (end of file or reset).
