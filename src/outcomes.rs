@@ -81,7 +81,9 @@ pub fn parse_outcome_list(campaign_id: &str, stored: &str) -> Result<Vec<Outcome
 }
 
 fn parse_outcome(campaign_id: &str, fields: &Map<String, Value>) -> Result<Outcome, CorruptList> {
+    // A blank id is no id: nothing could refer to it, not even as a parent.
     let id = id_text(fields.get("OutComeID"))
+        .filter(|id| !id.trim().is_empty())
         .ok_or(CorruptList("an element has no usable OutComeID"))?;
     let description = match fields.get("Description") {
         Some(Value::String(text)) => text.clone(),
@@ -116,6 +118,21 @@ fn id_text(value: Option<&Value>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_or_blank_outcome_id_makes_the_list_corrupt() {
+        // Found by the outcome_list fuzz target (fuzz/regressions).
+        for stored in [
+            r#"[{"OutComeID":"","Description":""}]"#,
+            r#"[{"OutComeID":" \t","Description":"x"}]"#,
+        ] {
+            assert_eq!(
+                OutcomeList::parse("1", stored),
+                Err(CorruptList("an element has no usable OutComeID")),
+                "{stored}"
+            );
+        }
+    }
 
     #[test]
     fn numbers_keep_every_digit_as_written() {
