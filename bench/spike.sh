@@ -3,7 +3,7 @@
 # outcome list, N requests for it at once; prints the worker's RSS before,
 # at its peak, and 10 s after the last reply. Outside CI.
 #
-#   bench/spike.sh [WORKER_BINARY] [N]
+#   bench/spike.sh [WORKER_BINARY] [N]     # SPIKE_ITEMS=3400: a list just under the 1 MiB limit
 #
 # Extra environment for the worker (GLIBC_TUNABLES, say) passes through.
 set -euo pipefail
@@ -28,9 +28,9 @@ cleanup() {
 trap cleanup EXIT
 
 python3 - <<'PY' | redis-cli -x set "$id:campaign:big:outcomes" >/dev/null
-import json, sys
+import json, os, sys
 print(json.dumps([{"OutComeID": str(i), "Description": "outcome %d %s" % (i, "x" * 180)}
-                  for i in range(50000)]), end="")
+                  for i in range(int(os.environ.get("SPIKE_ITEMS", "50000")))]), end="")
 PY
 redis-cli hset "$id:call:big" campaign_id big >/dev/null
 echo "stored list: $(redis-cli strlen "$id:campaign:big:outcomes") bytes"
