@@ -7,6 +7,8 @@
 #   LCM_COMPARE_WORKER=path/to/lcm-worker bench/compare.sh   # measure another build
 #   LCM_COMPARE_BASELINE=path/to/old/lcm-worker bench/compare.sh
 #       # also measures an older build in the same rounds: before/after in one run
+#   LCM_COMPARE_BASELINE_DIR=path/to/old/checkout   # where the older build runs,
+#       # so that it reads its own config/default.toml (default: here)
 #
 # Needs RabbitMQ and Redis as configured (defaults: 127.0.0.1), `rabbitmqctl`
 # and python3. Uses its own queue, exchange and key names, removed at the end.
@@ -19,7 +21,8 @@ cargo build --release --quiet --bin lcm-worker --example echo
 bin=target/release/lcm-worker
 worker_bin=${LCM_COMPARE_WORKER:-$bin}
 echo_bin=target/release/examples/echo
-baseline_bin=${LCM_COMPARE_BASELINE:-}
+baseline_bin=${LCM_COMPARE_BASELINE:+$(realpath "$LCM_COMPARE_BASELINE")}
+baseline_dir=${LCM_COMPARE_BASELINE_DIR:-.}
 targets=(echo worker)
 [[ -n $baseline_bin ]] && targets+=(baseline)
 run="compare-$$"
@@ -62,7 +65,7 @@ measure() { # round target
   case $target in
     echo) "$echo_bin" 2>>"$out/echo.log" & ;;
     worker) "$worker_bin" 2>>"$out/worker.log" & ;;
-    baseline) "$baseline_bin" 2>>"$out/baseline.log" & ;;
+    baseline) (cd "$baseline_dir" && exec "$baseline_bin") 2>>"$out/baseline.log" & ;;
   esac
   target_pid=$!
   [[ $target == echo ]] && flags=(--no-check)
