@@ -2,6 +2,7 @@
 //! `bench` loads its own data set and removes it. The worker itself only
 //! reads.
 
+#[cfg(feature = "bench")]
 use std::time::Duration;
 
 use deadpool_redis::redis;
@@ -29,8 +30,9 @@ pub struct ListEntry<'a> {
     pub list: &'a str,
 }
 
-/// Commands per pipelined batch: large enough to amortise round trips,
+/// Commands per pipelined batch of the bench's writes: large enough to amortise round trips,
 /// small enough to keep Redis responsive to the worker meanwhile.
+#[cfg(feature = "bench")]
 const BATCH: usize = 1000;
 
 impl RedisStore {
@@ -57,6 +59,7 @@ impl RedisStore {
 
     /// Writes every entry in pipelined batches, each key expiring after
     /// `ttl`, lists first so that no call points at a missing list.
+    #[cfg(feature = "bench")]
     pub async fn write_expiring(
         &self,
         calls: &[CallEntry<'_>],
@@ -86,6 +89,7 @@ impl RedisStore {
 
     /// Deletes the records of these calls and the lists of these
     /// campaigns; returns how many keys existed.
+    #[cfg(feature = "bench")]
     pub async fn remove<'a>(
         &self,
         callids: impl IntoIterator<Item = &'a str>,
