@@ -9,6 +9,8 @@
 #               flight, 10 s) and offers half of it
 #     DURATION  of the open-loop load, as `bench --duration` takes it (10m, 30m, 1h)
 #
+#   bench/soak.sh --plot CSV PNG [TITLE]     # only draw the PNG of an earlier CSV
+#
 #   LCM_SOAK_WORKER=path/to/lcm-worker   use that binary, build nothing
 #                                         (default: cargo build --release, niced)
 #   LCM_SOAK_OUT=dir                     where soak.csv, soak.png and the logs go
@@ -32,6 +34,55 @@ duration=${2:-10m}
 out=${LCM_SOAK_OUT:-target/soak}
 port=${LCM_SOAK_HTTP_PORT:-18291}
 interval=10
+
+# plot CSV PNG TITLE: one PNG, a panel per series.
+plot() {
+  local csv=$1 png=$2 title=$3 dat
+  dat=$(mktemp)
+  python3 - "$csv" >"$dat" <<'PY'
+import csv, sys
+# gnuplot reads blanks as missing values when they are "?".
+rows = list(csv.reader(open(sys.argv[1])))
+for row in rows[1:]:
+    print(" ".join(cell if cell != "" else "?" for cell in row))
+PY
+  gnuplot <<GP
+set terminal pngcairo size 900,1000 font ",10"
+set output "$png"
+set datafile missing "?"
+set multiplot layout 4,1 title "$title"
+set xlabel "time (s)"
+set grid
+set key outside top center horizontal
+set xrange [0:*]
+set offsets 0, 0, graph 0.2, 0
+set ylabel "RSS (MB)"
+plot "$dat" using 1:(\$2/1024) with linespoints pt 7 ps 0.4 title "VmRSS"
+set ylabel "open fds"
+set yrange [0:*]
+plot "$dat" using 1:3 with linespoints pt 7 ps 0.4 title "file descriptors"
+set ylabel "count"
+set yrange [0:*]
+plot "$dat" using 1:5 with linespoints pt 7 ps 0.4 title "AMQP channels", \
+     "$dat" using 1:6 with linespoints pt 5 ps 0.4 title "Redis connections", \
+     "$dat" using 1:4 with lines dt 2 title "AMQP connections"
+set ylabel "latency (ms)"
+set yrange [0:*]
+set y2label "requests/s"
+set y2range [0:*]
+set y2tics
+plot "$dat" using 1:8 with linespoints pt 7 ps 0.4 title "mean", \
+     "$dat" using 1:9 with steps title "p99 (bucket bound)", \
+     "$dat" using 1:7 axes x1y2 with lines lc rgb "gray" title "served/s (right)"
+unset multiplot
+GP
+  rm -f "$dat"
+}
+
+if [[ ${1:-} == --plot ]]; then # --plot CSV PNG [TITLE]: draw a CSV of an earlier run again
+  plot "$2" "$3" "${4:-lcm-worker soak}"
+  exit 0
+fi
 
 for tool in rabbitmqctl redis-cli ss curl python3 gnuplot; do
   command -v "$tool" >/dev/null || { echo "soak.sh: $tool is missing" >&2; exit 2; }
@@ -276,43 +327,6 @@ status=$?
 set -e
 bench_pid=
 
-python3 - "$out/soak.csv" >"$out/soak.dat" <<'PY'
-import csv, sys
-# gnuplot reads blanks as missing values when they are "?".
-rows = list(csv.reader(open(sys.argv[1])))
-for row in rows[1:]:
-    print(" ".join(cell if cell != "" else "?" for cell in row))
-PY
-gnuplot <<GP
-set terminal pngcairo size 900,1000 font ",10"
-set output "$out/soak.png"
-set datafile missing "?"
-set multiplot layout 4,1 title "lcm-worker soak: $rate requests/s, commit $commit"
-set xlabel "time (s)"
-set grid
-set key top left
-set xrange [0:*]
-set offsets 0, 0, graph 0.2, 0
-set ylabel "RSS (MB)"
-plot "$out/soak.dat" using 1:(\$2/1024) with linespoints pt 7 ps 0.4 title "VmRSS"
-set ylabel "open fds"
-set yrange [0:*]
-plot "$out/soak.dat" using 1:3 with linespoints pt 7 ps 0.4 title "file descriptors"
-set ylabel "count"
-set yrange [0:*]
-plot "$out/soak.dat" using 1:5 with linespoints pt 7 ps 0.4 title "AMQP channels", \
-     "$out/soak.dat" using 1:6 with linespoints pt 5 ps 0.4 title "Redis connections", \
-     "$out/soak.dat" using 1:4 with lines dt 2 title "AMQP connections"
-set ylabel "latency (ms)"
-set yrange [0:*]
-set y2label "requests/s"
-set y2range [0:*]
-set y2tics
-plot "$out/soak.dat" using 1:8 with linespoints pt 7 ps 0.4 title "mean", \
-     "$out/soak.dat" using 1:9 with steps title "p99 (bucket bound)", \
-     "$out/soak.dat" using 1:7 axes x1y2 with lines lc rgb "gray" title "served/s (right)"
-unset multiplot
-GP
-rm -f "$out/soak.dat"
+plot "$out/soak.csv" "$out/soak.png" "lcm-worker soak: $rate requests/s, commit $commit"
 echo "soak: $out/soak.csv, $out/soak.png" >&2
 exit "$status"
