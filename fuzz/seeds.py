@@ -134,6 +134,16 @@ REQUESTS = {
     "error-subtopic": request_input(envelope(SAMPLE_DATA, subtopic="GetCampaigns"), reply_to="q"),
     "error-subtopic-missing": request_input(
         {"channel": "LCM", "topic": "WebService", "data": SAMPLE_DATA}, reply_to="q"),
+    # No reply loops: the worker's own app_id as the only route, and a
+    # WS_Error sent back in (issue 15).
+    "own-app-id": request_input("not even JSON", app_id="lcm-outcome-worker"),
+    "ws-error-loop": request_input(
+        {"channel": "LCM", "topic": "WebService", "subtopic": "ws_error",
+         "message": {"callid": "1", "errorType": "WS_Error"}}, app_id="crm-connector"),
+    # A correlation id of the report's bytes (header keys are not part of
+    # this target's input; the integration tests cover them).
+    "correlation-only-invalid": request_input(
+        envelope(SAMPLE_DATA), reply_to="q", correlation_id=b"\xff\xfe-bad"),
     # No reply loops: a reply sent back in.
     "reply-loop": request_input(
         {"channel": "LCM", "topic": "WebService", "subtopic": "BusinessOutCome",
