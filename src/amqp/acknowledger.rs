@@ -1,8 +1,11 @@
 //! Sends the acknowledgements of one channel in batches ([`AckTracker`]):
 //! `basic.ack` straight on the channel, `multiple = true` where it can.
-//! An ack is sent at once when enough are due, else within
-//! [`FLUSH_AFTER`]; a reject goes out at once, on its own.
+//! An ack is sent at once when enough are due, or when no other delivery
+//! is in hand to share its frame (one request at a time gains nothing from
+//! waiting), else within [`FLUSH_AFTER`]; a reject goes out at once, on its
+//! own.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +26,8 @@ pub(super) struct Acknowledger {
     tracker: Mutex<AckTracker>,
     /// Acks due that make a flush worth it at once.
     batch: usize,
+    /// The tag of the latest delivery handed out.
+    delivered: AtomicU64,
     wake: Notify,
 }
 
@@ -33,6 +38,7 @@ impl Acknowledger {
             channel,
             tracker: Mutex::new(AckTracker::new()),
             batch: batch.max(1),
+            delivered: AtomicU64::new(0),
             wake: Notify::new(),
         })
     }
@@ -51,10 +57,19 @@ impl Acknowledger {
         self.flush().await;
     }
 
+    /// A delivery of `tag` was received; tags rise on a channel.
+    pub fn delivered(&self, tag: u64) {
+        self.delivered.fetch_max(tag, Ordering::Relaxed);
+    }
+
     /// Records the request of `tag` as to be acknowledged.
     pub async fn ack(&self, tag: u64) {
-        let due = self.tracker.lock().await.acked(tag);
-        if due >= self.batch {
+        let (due, watermark) = {
+            let mut tracker = self.tracker.lock().await;
+            (tracker.acked(tag), tracker.watermark())
+        };
+        let nothing_else_in_hand = watermark >= self.delivered.load(Ordering::Relaxed);
+        if due >= self.batch || nothing_else_in_hand {
             self.flush().await;
         } else {
             self.wake.notify_one();

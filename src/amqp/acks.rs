@@ -65,6 +65,11 @@ impl AckTracker {
         self.advance();
     }
 
+    /// The highest tag below which every delivery is settled.
+    pub fn watermark(&self) -> u64 {
+        self.watermark
+    }
+
     /// Everything due, in the order to send it: one multiple ack up to the
     /// watermark, then each settled tag above it on its own.
     pub fn flush(&mut self) -> Vec<Ack> {
@@ -192,6 +197,15 @@ mod tests {
         assert_eq!(acks.flush(), [Ack::UpTo(1)]);
         acks.acked(1);
         assert_eq!(acks.flush(), []);
+    }
+
+    #[test]
+    fn the_watermark_shows_when_nothing_else_is_in_hand() {
+        let mut acks = AckTracker::new();
+        acks.acked(2);
+        assert_eq!(acks.watermark(), 0);
+        acks.acked(1);
+        assert_eq!(acks.watermark(), 2);
     }
 
     #[test]

@@ -138,6 +138,7 @@ impl<S: Store> Session<'_, S> {
             };
             match next {
                 Some(Ok(delivery)) => {
+                    acks.delivered(delivery.delivery_tag);
                     let task = DeliveryTask {
                         settings: self.settings.clone(),
                         service: self.service.clone(),
