@@ -36,6 +36,12 @@ pub use self::topology::RequestQueueState;
 
 use crate::settings::{SecretUrl, Settings, SettingsError, TlsSettings};
 
+/// Log filter directives for lapin's own lines. lapin warns of every
+/// returned message with the whole message, body included (a 10 MB reply
+/// made a 40 MB line); the worker logs its own bounded warning for an
+/// unroutable reply instead.
+pub const QUIET_LOGS: &[&str] = &["lapin::returned_messages=error"];
+
 /// Why an AMQP URL was refused. lapin's parse error quotes the whole URL,
 /// password included, so it is never passed on.
 const NOT_AN_AMQP_URL: &str = "not an AMQP URL (amqp[s]://user:password@host:port/vhost)";
@@ -152,6 +158,15 @@ mod tests {
     fn load(var: &str, value: &str) -> Result<(), SettingsError> {
         let env = HashMap::from([(var.to_owned(), value.to_owned())]);
         validate(&Settings::load_from(None, Some(env))?)
+    }
+
+    #[test]
+    fn the_quiet_log_directives_parse() {
+        for directive in QUIET_LOGS {
+            directive
+                .parse::<tracing_subscriber::filter::Directive>()
+                .unwrap();
+        }
     }
 
     #[test]

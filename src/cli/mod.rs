@@ -86,7 +86,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init_logs(settings.log.format);
+    telemetry::init_logs(settings.log.format, crate::amqp::QUIET_LOGS);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

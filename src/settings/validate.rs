@@ -1,7 +1,7 @@
 //! Checks of values that parse but cannot work, section by section; the
 //! error names the key. The broker and cache URLs themselves are checked by
-//! the adapters whose clients parse them (`crate::amqp::validate`,
-//! `crate::redis::validate`), so that there is one parser for each.
+//! the adapters whose clients parse them (the `validate` functions of the
+//! `amqp` and `redis` modules), so that there is one parser for each.
 
 use super::tls::{self, AMQP_KEYS, REDIS_KEYS};
 use super::{AmqpSettings, LimitSettings, RedisSettings, Settings, SettingsError};
