@@ -19,11 +19,14 @@ export LCM__AMQP__REQUEST_EXCHANGE="$id.requests" LCM__AMQP__REQUEST_QUEUE="$id.
 cleanup() {
   [[ -n ${worker:-} ]] && kill "$worker" 2>/dev/null && wait "$worker" 2>/dev/null
   redis-cli del "$id:call:big" "$id:campaign:big:outcomes" >/dev/null
-  rabbitmqctl -q eval "
-    [rabbit_amqqueue:delete(Q, false, false, <<\"spike\">>) || Q <- rabbit_amqqueue:list(),
-      lists:prefix(\"$id\", binary_to_list(element(4, amqqueue:get_name(Q))))],
-    [rabbit_exchange:delete(rabbit_misc:r(<<\"/\">>, exchange, list_to_binary(X)), false, <<\"spike\">>)
-      || X <- [\"$id.requests\", \"$id.replies\", \"$id.dead\"]], ok." >/dev/null 2>&1 || true
+  for queue in "$id.queue" "$id.dead.queue"; do
+    rabbitmqctl -q delete_queue "$queue" >/dev/null 2>&1 || true
+  done
+  # rabbitmqctl has no delete_exchange; the broker's own call, as compare.sh does.
+  for exchange in "$id.requests" "$id.replies" "$id.dead"; do
+    rabbitmqctl -q eval "rabbit_exchange:delete(rabbit_misc:r(<<\"/\">>, exchange, <<\"$exchange\">>), false, <<\"spike.sh\">>)." \
+      >/dev/null 2>&1 || true
+  done
 }
 trap cleanup EXIT
 
