@@ -42,7 +42,7 @@
 //! The boundaries can be checked with grep; each prints nothing:
 //!
 //! ```sh
-//! grep -rn 'lapin::' src --include=*.rs | grep -v -e '^src/amqp/' -e '^src/lib.rs'
+//! grep -rnE 'lapin[:]{2}' src --include=*.rs | grep -v '^src/amqp/'
 //! grep -rnE '(deadpool|redis)(_redis)?::|use (deadpool|redis)' src --include=*.rs \
 //!   | grep -v '^src/redis/' | grep -vE 'crate::redis::'
 //! ```
