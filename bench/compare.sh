@@ -9,6 +9,12 @@
 #       # also measures an older build in the same rounds: before/after in one run
 #   LCM_COMPARE_BASELINE_DIR=path/to/old/checkout   # where the older build runs,
 #       # so that it reads its own config/default.toml (default: here)
+#   LCM_COMPARE_WORKER_ENV="LCM__AMQP__PREFETCH=128"  # settings for the worker only
+#   LCM_COMPARE_BASELINE_ENV="LCM__AMQP__PREFETCH=64" # settings for the baseline only
+#       # (space-separated NAME=value): one build against itself, one setting apart
+#
+# echo's prefetch is held at 64 whatever config/default.toml says, so that
+# the yardstick stays the one issue 14 measured.
 #
 # Needs RabbitMQ and Redis as configured (defaults: 127.0.0.1), `rabbitmqctl`
 # and python3. Uses its own queue, exchange and key names, removed at the end.
@@ -63,9 +69,12 @@ wait_consuming() { # pid
 measure() { # round target
   local round=$1 target=$2 flags=()
   case $target in
-    echo) "$echo_bin" 2>>"$out/echo.log" & ;;
-    worker) "$worker_bin" 2>>"$out/worker.log" & ;;
-    baseline) (cd "$baseline_dir" && exec "$baseline_bin") 2>>"$out/baseline.log" & ;;
+    echo) LCM__AMQP__PREFETCH=64 "$echo_bin" 2>>"$out/echo.log" & ;;
+    # shellcheck disable=SC2086
+    worker) env ${LCM_COMPARE_WORKER_ENV:-} "$worker_bin" 2>>"$out/worker.log" & ;;
+    # shellcheck disable=SC2086
+    baseline) (cd "$baseline_dir" && exec env ${LCM_COMPARE_BASELINE_ENV:-} "$baseline_bin") \
+      2>>"$out/baseline.log" & ;;
   esac
   target_pid=$!
   [[ $target == echo ]] && flags=(--no-check)
