@@ -204,7 +204,7 @@ impl Default for AmqpSettings {
             dead_letter_queue: "lcm.business_outcome.dead".into(),
             queue_type: QueueType::Classic,
             delivery_limit: 5,
-            prefetch: 64,
+            prefetch: 128,
             app_id: "lcm-outcome-worker".into(),
         }
     }
