@@ -31,6 +31,8 @@ pub(super) struct DeliveryTask<S> {
     pub channel: Channel,
     pub acks: Arc<Acknowledger>,
     pub received: Instant,
+    /// Counts the delivery in hand until it is settled.
+    pub in_hand: InHand,
     /// Cancelled when the connection is lost.
     pub abandon: CancellationToken,
 }
@@ -47,7 +49,6 @@ impl<S: Store> DeliveryTask<S> {
             source = field::Empty,
             redelivered = delivery.redelivered,
         );
-        let _in_hand = InHand::take();
         let abandon = self.abandon.clone();
         async {
             tokio::select! {
@@ -151,6 +152,7 @@ impl<S: Store> DeliveryTask<S> {
     }
 
     async fn ack(&self, delivery: &Delivery, result: &'static str, kind: &'static str) {
+        self.in_hand.release();
         // Sent with others within a millisecond (see `Acknowledger`).
         self.acks.ack(delivery.delivery_tag).await;
         tracing::debug!(result, "answered");
@@ -158,6 +160,7 @@ impl<S: Store> DeliveryTask<S> {
     }
 
     async fn dead_letter(&self, delivery: &Delivery, kind: &'static str) {
+        self.in_hand.release();
         match self.acks.reject(delivery.delivery_tag).await {
             Ok(_) => {
                 metrics::request_settled(kind, RESULT_DEAD_LETTERED, self.received.elapsed());

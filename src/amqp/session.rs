@@ -145,6 +145,7 @@ impl<S: Store> Session<'_, S> {
                         channel: channel.clone(),
                         acks: acks.clone(),
                         received: Instant::now(),
+                        in_hand: metrics::InHand::take(),
                         abandon: abandon.clone(),
                     };
                     tracker.spawn(task.run(delivery));

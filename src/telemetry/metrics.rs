@@ -7,6 +7,7 @@
 //! already exposes them before its first request.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -228,21 +229,36 @@ pub fn empty_outcome_list() {
     counter!(EMPTY_OUTCOME_LISTS_TOTAL).increment(1);
 }
 
-/// Counts a delivery in hand for as long as it lives.
+/// Counts a delivery in hand from its receipt until it is settled, or
+/// until the guard is dropped.
 #[derive(Debug)]
-pub struct InHand(());
+pub struct InHand {
+    released: AtomicBool,
+}
 
 impl InHand {
     /// A delivery is taken in hand.
     pub fn take() -> Self {
         in_hand(1.0);
-        Self(())
+        Self {
+            released: AtomicBool::new(false),
+        }
+    }
+
+    /// The delivery is settled: it counts no more, though its task may
+    /// still be sending the ack. Called before the ack or reject goes
+    /// out, so that the count never exceeds the deliveries RabbitMQ
+    /// holds unacknowledged (at most the prefetch).
+    pub fn release(&self) {
+        if !self.released.swap(true, Ordering::Relaxed) {
+            in_hand(-1.0);
+        }
     }
 }
 
 impl Drop for InHand {
     fn drop(&mut self) {
-        in_hand(-1.0);
+        self.release();
     }
 }
 
@@ -278,6 +294,7 @@ mod tests {
         let handle = metrics_handle();
         let exists = r#"lcm_redis_duration_seconds_count{operation="call_exists"}"#;
         let before = sample(&handle.render(), exists);
+        let in_hand_before = sample(&handle.render(), "lcm_deliveries_in_hand");
         for _ in 0..2 {
             request_settled("metrics_test_a", RESULT_OK, Duration::from_millis(1));
             redis_round_trip(RedisOperation::CallExists, Duration::from_micros(50), false);
@@ -285,6 +302,10 @@ mod tests {
         request_settled("metrics_test_a", "InvalidCallId", Duration::from_millis(1));
         request_settled("metrics_test_b", RESULT_OK, Duration::from_millis(1));
         let in_hand = InHand::take();
+        let held = InHand::take();
+        held.release();
+        held.release();
+        drop(held);
         let text = handle.render();
         let requests = |kind: &str, result: &str| {
             sample(
@@ -298,7 +319,11 @@ mod tests {
         let durations = r#"lcm_request_duration_seconds_count{subtopic="metrics_test_a"}"#;
         assert_eq!(sample(&text, durations), 3.0);
         assert_eq!(sample(&text, exists) - before, 2.0);
-        assert!(sample(&text, "lcm_deliveries_in_hand") >= 1.0);
+        // One still in hand; the released one counted down once only.
+        assert_eq!(
+            sample(&text, "lcm_deliveries_in_hand") - in_hand_before,
+            1.0
+        );
         drop(in_hand);
     }
 }
