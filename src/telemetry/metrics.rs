@@ -6,15 +6,11 @@
 //! a dashboard or alert expects at zero, so that a freshly started worker
 //! already exposes them before its first request.
 
-use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{
-    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter,
-    Gauge, Histogram,
-};
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
 
@@ -75,12 +71,10 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
-/// The process-wide Prometheus recorder's handle, once installed.
-static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-
 /// The process-wide Prometheus recorder, installed and described on first
 /// use.
 pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
@@ -163,52 +157,14 @@ pub async fn metrics_upkeep(handle: PrometheusHandle, shutdown: CancellationToke
 
 /// A request was settled with `result`, `elapsed` after its receipt.
 pub fn request_settled(kind: &'static str, result: &'static str, elapsed: Duration) {
-    let register = || {
-        (
-            counter!(REQUESTS_TOTAL, "subtopic" => kind, "result" => result),
-            histogram!(REQUEST_DURATION_SECONDS, "subtopic" => kind),
-        )
-    };
-    let record = |(requests, duration): &(Counter, Histogram)| {
-        requests.increment(1);
-        duration.record(elapsed.as_secs_f64());
-    };
-    if HANDLE.get().is_none() {
-        return record(&register());
-    }
-    SETTLED_SERIES.with_borrow_mut(|series| {
-        let known = series
-            .iter()
-            .position(|(k, r, _)| *k == kind && *r == result);
-        let index = known.unwrap_or_else(|| {
-            series.push((kind, result, register()));
-            series.len() - 1
-        });
-        record(&series[index].2);
-    });
+    counter!(REQUESTS_TOTAL, "subtopic" => kind, "result" => result).increment(1);
+    histogram!(REQUEST_DURATION_SECONDS, "subtopic" => kind).record(elapsed.as_secs_f64());
 }
-
-thread_local! {
-    /// The series of [`request_settled`] met so far, by kind and result: a
-    /// few dozen at most. The macros build and look up a labelled key on
-    /// every call (some 1,800 instructions a request under callgrind); a
-    /// handle records straight into its series.
-    static SETTLED_SERIES: RefCell<Vec<SettledSeries>> = const { RefCell::new(Vec::new()) };
-}
-
-/// A request kind, a result, and the handles of their series.
-type SettledSeries = (&'static str, &'static str, (Counter, Histogram));
 
 /// A Redis round trip took `elapsed`; `failed` when it gave no answer.
 pub fn redis_round_trip(operation: RedisOperation, elapsed: Duration, failed: bool) {
-    static DURATIONS: OnceLock<[Histogram; 3]> = OnceLock::new();
-    let register = |operation: RedisOperation| histogram!(REDIS_DURATION_SECONDS, "operation" => operation.label());
-    match HANDLE.get() {
-        // Registered once the recorder is in place, never before.
-        Some(_) => DURATIONS.get_or_init(|| RedisOperation::ALL.map(register))[operation as usize]
-            .record(elapsed.as_secs_f64()),
-        None => register(operation).record(elapsed.as_secs_f64()),
-    }
+    histogram!(REDIS_DURATION_SECONDS, "operation" => operation.label())
+        .record(elapsed.as_secs_f64());
     if failed {
         counter!(REDIS_ERRORS_TOTAL, "operation" => operation.label()).increment(1);
     }
@@ -263,13 +219,7 @@ impl Drop for InHand {
 }
 
 fn in_hand(change: f64) {
-    static IN_HAND: OnceLock<Gauge> = OnceLock::new();
-    match HANDLE.get() {
-        Some(_) => IN_HAND
-            .get_or_init(|| gauge!(DELIVERIES_IN_HAND))
-            .increment(change),
-        None => gauge!(DELIVERIES_IN_HAND).increment(change),
-    }
+    gauge!(DELIVERIES_IN_HAND).increment(change);
 }
 
 #[cfg(test)]
@@ -283,14 +233,7 @@ mod tests {
     }
 
     #[test]
-    fn the_operations_index_their_handles_in_declaration_order() {
-        for (index, operation) in RedisOperation::ALL.into_iter().enumerate() {
-            assert_eq!(operation as usize, index);
-        }
-    }
-
-    #[test]
-    fn recorded_series_count_into_their_own_labels_through_cached_handles() {
+    fn recorded_series_count_into_their_own_labels_and_a_settled_delivery_counts_down_once() {
         let handle = metrics_handle();
         let exists = r#"lcm_redis_duration_seconds_count{operation="call_exists"}"#;
         let before = sample(&handle.render(), exists);
