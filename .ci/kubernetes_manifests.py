@@ -16,7 +16,8 @@
         queue against amqp.request_queue, passwords only from Secret files,
         the security settings against the image's user, and the selectors.
 
-Run by .ci/kubernetes.sh from the repository root; needs PyYAML.
+Run by .ci/kubernetes.sh from the repository root; needs Python 3.11
+(tomllib) and PyYAML.
 """
 
 import ipaddress
