@@ -52,8 +52,8 @@ async fn a_shutdown_with_many_in_hand_acknowledges_every_request_it_answered() {
     let env = TestEnv::new("acks-at-shutdown").await;
     env.seed_sample().await;
     // Redis answers late, so that many deliveries are in hand at SIGTERM.
-    let redis = Proxy::start("127.0.0.1:6379", Mode::Delay(Duration::from_millis(300))).await;
-    let url = format!("redis://{}", redis.host_port());
+    let redis = Proxy::start(&redis_address(), Mode::Delay(Duration::from_millis(300))).await;
+    let url = redis.redis_url();
     let settings = [
         ("LCM__AMQP__PREFETCH", PREFETCH),
         ("LCM__REDIS__URL", url.as_str()),
@@ -96,8 +96,8 @@ async fn a_shutdown_with_many_in_hand_acknowledges_every_request_it_answered() {
 async fn a_reply_not_confirmed_in_time_sends_its_request_back_for_redelivery() {
     let env = TestEnv::new("confirm-deadline").await;
     env.seed_sample().await;
-    let broker = Proxy::start("127.0.0.1:5672", Mode::Forward).await;
-    let url = format!("amqp://guest:guest@{}/%2f", broker.host_port());
+    let broker = Proxy::start(&amqp_address(), Mode::Forward).await;
+    let url = broker.amqp_url();
     let worker = env
         .start_worker(&[
             ("LCM__AMQP__URL", url.as_str()),

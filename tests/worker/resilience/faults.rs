@@ -10,10 +10,10 @@ use tokio::time::Instant;
 use crate::support::proxy::{Mode, Proxy};
 use crate::support::*;
 
-/// The rows of a `rabbitmqctl list_* -q` listing, split at the first tab.
+/// The rows of a `rabbitmqctl list_*` listing, split at the first tab.
 async fn rabbitmqctl_rows(args: &[&str]) -> Vec<(String, String)> {
-    let output = broker_ctl(args).output().await.expect("rabbitmqctl");
-    String::from_utf8_lossy(&output.stdout)
+    rabbitmqctl_output(args)
+        .await
         .lines()
         .filter_map(|line| line.split_once('\t'))
         .map(|(a, b)| (a.to_owned(), b.to_owned()))
@@ -22,7 +22,7 @@ async fn rabbitmqctl_rows(args: &[&str]) -> Vec<(String, String)> {
 
 /// The prefetch of each consumer on `queue`, as RabbitMQ reports it.
 async fn consumer_prefetches(queue: &str) -> Vec<u32> {
-    rabbitmqctl_rows(&["list_consumers", "-q", "queue_name", "prefetch_count"])
+    rabbitmqctl_rows(&["list_consumers", "queue_name", "prefetch_count"])
         .await
         .into_iter()
         .filter(|(name, _)| name == queue)
@@ -147,7 +147,7 @@ async fn the_prefetch_is_the_same_after_a_reconnect() {
 /// The broker's ids (Erlang pids) of the open connections whose client
 /// named them with a name containing `marker`.
 async fn connections_named(marker: &str) -> Vec<String> {
-    rabbitmqctl_rows(&["list_connections", "-q", "pid", "client_properties"])
+    rabbitmqctl_rows(&["list_connections", "pid", "client_properties"])
         .await
         .into_iter()
         .filter(|(_, properties)| properties.contains(&format!("{{\"connection_name\",\"{marker}")))
@@ -163,11 +163,7 @@ async fn a_connection_closed_by_the_broker_is_reopened() {
     let worker = env.start_worker(&[("LCM__AMQP__APP_ID", &app_id)]).await;
     let connections = connections_named(&app_id).await;
     assert_eq!(connections.len(), 1, "{connections:?}");
-    let closed = broker_ctl(&["close_connection", &connections[0], "closed by the test"])
-        .status()
-        .await
-        .unwrap();
-    assert!(closed.success());
+    rabbitmqctl_output(&["close_connection", &connections[0], "closed by the test"]).await;
     eventually("reconnected and ready", || async {
         worker.counter("lcm_amqp_reconnects_total", &[]).await >= 1.0
             && worker.get("/readyz").await.map(|r| r.0) == Some(200)

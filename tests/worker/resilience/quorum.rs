@@ -18,11 +18,8 @@ const QUORUM: [(&str, &str); 2] = [
 
 /// `type` and `arguments` of `queue` as `rabbitmqctl` lists them.
 async fn queue_type_and_arguments(queue: &str) -> String {
-    let output = broker_ctl(&["list_queues", "-q", "name", "type", "arguments"])
-        .output()
+    rabbitmqctl_output(&["list_queues", "name", "type", "arguments"])
         .await
-        .expect("rabbitmqctl");
-    String::from_utf8_lossy(&output.stdout)
         .lines()
         .find(|line| line.split('\t').next() == Some(queue))
         .unwrap_or_default()

@@ -25,16 +25,6 @@ pub fn ctl_script() -> String {
     server.with_file_name("rabbitmqctl").display().to_string()
 }
 
-/// `rabbitmqctl` for the shared test broker (the one `LCM_TEST_AMQP_URL`
-/// names): the program `LCM_TEST_RABBITMQCTL` names, which must reach that
-/// node, or else the local `rabbitmqctl`, which reaches the local node.
-pub fn broker_ctl(args: &[&str]) -> tokio::process::Command {
-    let program = std::env::var("LCM_TEST_RABBITMQCTL").unwrap_or_else(|_| "rabbitmqctl".into());
-    let mut command = tokio::process::Command::new(program);
-    command.args(args);
-    command
-}
-
 /// A RabbitMQ node of this test's own; killed and removed on drop.
 pub struct PrivateBroker {
     node: String,
