@@ -37,7 +37,7 @@
 #   and stopped at the end), never the system node's epmd on 4369. Each node
 #   has its own name, AMQP and distribution ports, and cookie (in its own
 #   HOME). The system RabbitMQ is never touched.
-# - The 4.x nodes refuse transient non-exclusive queues
+# - The 4.3 nodes refuse transient non-exclusive queues
 #   (deprecated_features.permit.transient_nonexcl_queues = false), as
 #   upstream 4.3.0 does by default; Debian's 4.3 package still permits them.
 set -euo pipefail
@@ -75,7 +75,6 @@ bootstrap() {
     --dpkgopt='path-exclude=/usr/share/doc/*' \
     --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' \
-    --customize-hook='mkdir -p "$1/etc/rabbitmq/conf.d" && printf "deprecated_features.permit.transient_nonexcl_queues = false\n" > "$1/etc/rabbitmq/conf.d/10-lcm-ci.conf"' \
     "$suite" "$root.new" "$mirror"
   echo "$want" > "$root.new/.lcm-ci"
   mv "$root.new" "$root"
@@ -94,6 +93,13 @@ wait "$trixie_job" || { status=$?; cat "$cache/trixie.log" >&2; }
 (( status == 0 )) || exit "$status"
 cat "$cache/sid.log" "$cache/trixie.log"
 echo "chroots ready in $((SECONDS - t0)) s"
+# RabbitMQ 4.3 as upstream ships it: transient non-exclusive queues denied
+# (Debian's 4.3.6 permits them by default). Every node of the chroot reads
+# its conf.d, the harness's own nodes too. Not on 4.0.5, whose nodes then
+# fail to start again after a stop_app (fixed upstream in later 4.0.x).
+mkdir -p "$cache/sid/etc/rabbitmq/conf.d"
+echo 'deprecated_features.permit.transient_nonexcl_queues = false' \
+  > "$cache/sid/etc/rabbitmq/conf.d/10-lcm-ci.conf"
 for root in sid trixie; do
   chroot "$cache/$root" dpkg-query -W -f "$root: \${Package} \${Version}\n" \
     rabbitmq-server erlang-base valkey-server redis-server 2>/dev/null || true
