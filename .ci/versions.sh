@@ -5,7 +5,8 @@
 # this machine's RabbitMQ 3.10 and Redis 7.0 that `cargo test` covers:
 #
 #   RabbitMQ 4.3 (unstable) + Valkey 9.1 (unstable): contract, resilience,
-#     operations::bench, then the three-node cluster test alone (it boots
+#     operations::bench and hostile::reply_to (Direct Reply-to changed in
+#     4.2), then the three-node cluster test alone (it boots
 #     three nodes, which under the other tests' load took longer than its
 #     15 s wait), and the example requesters (examples/requesters/check.sh).
 #   RabbitMQ 4.0 (trixie) + Redis 8.0 (unstable): contract, and resilience
@@ -19,7 +20,9 @@
 #   cached under .ci/cache/versions/ (git-ignored; delete it to start cold).
 #   unstable's Release file is past its Valid-Until date on the mirror, so
 #   apt is told not to check it.
-# - Every server program runs through `bin/run` of its chroot: `unshare
+# - Every server program runs through a wrapper (bin-NAME/run in this run's
+#   temporary folder, beside rabbitmq-server, rabbitmqctl, valkey-server,
+#   redis-server and epmd wrappers that call it): `unshare
 #   --mount` gives the command a mount namespace of its own, in which /proc
 #   and the temporary directory (TMPDIR, else /tmp) are bind-mounted into the
 #   chroot at the same paths, then `chroot`. The mounts exist only in that
@@ -243,8 +246,9 @@ step "RabbitMQ 4.3 (unstable) + Valkey (unstable)"
 start_rabbitmq sid
 start_cache sid valkey-server
 t0=$SECONDS
-run_tests sid sid valkey-server contract:: resilience:: operations::bench:: --skip resilience::cluster::
-echo "contract, resilience, bench on RabbitMQ 4.3 + Valkey: $((SECONDS - t0)) s"
+run_tests sid sid valkey-server contract:: resilience:: operations::bench:: hostile::reply_to:: \
+  --skip resilience::cluster::
+echo "contract, resilience, bench, Direct Reply-to on RabbitMQ 4.3 + Valkey: $((SECONDS - t0)) s"
 
 step "the three-node cluster on RabbitMQ 4.3, alone: its nodes get both cores"
 t0=$SECONDS
