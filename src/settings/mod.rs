@@ -552,6 +552,17 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_max_below_what_rabbitmq_4_1_accepts_is_refused() {
+        let url = |frame_max| format!("amqp://u:p@broker:5672/%2f?frame_max={frame_max}");
+        let error = Settings::load_from(None, env(&[("LCM__AMQP__URL", &url(4096))])).unwrap_err();
+        assert!(error.to_string().contains("amqp.url"), "{error}");
+        assert!(error.to_string().contains("frame_max=4096"), "{error}");
+        for frame_max in [8192, 131_072] {
+            Settings::load_from(None, env(&[("LCM__AMQP__URL", &url(frame_max))])).unwrap();
+        }
+    }
+
+    #[test]
     fn a_refused_amqp_url_is_not_quoted_back() {
         // The parser quotes the whole URL in its error.
         for var in ["LCM__AMQP__URL", "LCM__AMQP__URLS"] {
