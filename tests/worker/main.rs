@@ -18,6 +18,7 @@ mod hostile {
     mod bounds;
     mod frames;
     mod loops;
+    mod records;
 }
 
 /// Running it: commands, metrics, health, logs, secrets, the in-process worker.
@@ -30,13 +31,14 @@ mod operations {
 }
 
 /// Faults survived: lost connections, broker restarts, fail-over, Redis
-/// outages and Sentinel, load, TLS.
+/// outages, refusals and Sentinel, load, TLS.
 mod resilience {
     mod cluster;
     mod endpoints;
     mod faults;
     mod load;
     mod quorum;
+    mod refusals;
     mod replicas;
     mod restart;
     mod sentinel;
