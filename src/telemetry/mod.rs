@@ -1,7 +1,9 @@
 //! Logs and metrics: the tracing subscriber (text or JSON, level from
-//! `RUST_LOG`), a throttle for log lines every request would repeat, and
-//! the metrics catalogue with its Prometheus recorder.
+//! `RUST_LOG`), the metrics catalogue with its Prometheus recorder, the
+//! events that are both a log line and a metric, and a throttle for log
+//! lines every request would repeat.
 
+pub mod events;
 mod logs;
 pub mod metrics;
 mod throttle;

@@ -19,6 +19,7 @@ mod hostile {
     mod frames;
     mod loops;
     mod records;
+    mod reply_to;
 }
 
 /// Running it: commands, metrics, health, logs, secrets, the in-process worker.
