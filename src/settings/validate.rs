@@ -32,53 +32,25 @@ impl Settings {
 
 /// Every numeric key, its value, and its bounds (inclusive), which
 /// docs/protocol.md section 8 lists; a test checks that it does.
+#[rustfmt::skip] // a table
 fn numeric_keys(s: &Settings) -> [(&'static str, u64, RangeInclusive<u64>); 10] {
-    const KIB: u64 = 1024;
-    const MIB: u64 = 1024 * KIB;
+    const MIB: u64 = 1024 * 1024;
     // usize is at most 64 bits on every supported target.
     let n = |value: usize| value as u64;
     [
         // Above it, lookups no longer share Redis writes (the pool's
         // pipeline buffer), and each delivery in hand holds a body.
         ("amqp.prefetch", s.amqp.prefetch.into(), 1..=1024),
-        (
-            "amqp.delivery_limit",
-            s.amqp.delivery_limit.into(),
-            0..=1000,
-        ),
+        ("amqp.delivery_limit", s.amqp.delivery_limit.into(), 0..=1000),
         // Connections are multiplexed: a few carry any load.
         ("redis.pool_size", n(s.redis.pool_size), 1..=64),
-        (
-            "redis.outcome_cache_ms",
-            s.redis.outcome_cache_ms,
-            0..=3_600_000,
-        ),
-        (
-            "redis.outcome_cache_bytes",
-            n(s.redis.outcome_cache_bytes),
-            0..=1024 * MIB,
-        ),
+        ("redis.outcome_cache_ms", s.redis.outcome_cache_ms, 0..=3_600_000),
+        ("redis.outcome_cache_bytes", n(s.redis.outcome_cache_bytes), 0..=1024 * MIB),
         // RabbitMQ refuses messages over 512 MiB whatever its settings.
-        (
-            "limits.max_message_bytes",
-            n(s.limits.max_message_bytes),
-            256..=128 * MIB,
-        ),
-        (
-            "limits.request_deadline_ms",
-            s.limits.request_deadline_ms,
-            1..=300_000,
-        ),
-        (
-            "limits.max_outcome_list_bytes",
-            n(s.limits.max_outcome_list_bytes),
-            2..=128 * MIB,
-        ),
-        (
-            "limits.max_call_field_bytes",
-            n(s.limits.max_call_field_bytes),
-            1..=MIB,
-        ),
+        ("limits.max_message_bytes", n(s.limits.max_message_bytes), 256..=128 * MIB),
+        ("limits.request_deadline_ms", s.limits.request_deadline_ms, 1..=300_000),
+        ("limits.max_outcome_list_bytes", n(s.limits.max_outcome_list_bytes), 2..=128 * MIB),
+        ("limits.max_call_field_bytes", n(s.limits.max_call_field_bytes), 1..=MIB),
         ("shutdown.grace_ms", s.shutdown.grace_ms, 0..=600_000),
     ]
 }

@@ -16,6 +16,17 @@ const DEADLINE_MS: &str = "60000";
 const REFUSED: &str = "Redis refuses the worker's lookup";
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
+/// A worker connecting to Redis at `url`, once it consumes; refused, it
+/// is not ready.
+async fn worker_as(env: &TestEnv, url: &str) -> Worker {
+    let worker = env.spawn_worker(&[
+        ("LCM__REDIS__URL", url),
+        ("LCM__LIMITS__REQUEST_DEADLINE_MS", DEADLINE_MS),
+    ]);
+    worker.wait_consuming().await;
+    worker
+}
+
 /// Waits until `/readyz` answers 503 with `reason` in its body.
 async fn not_ready_because(worker: &Worker, reason: &str) -> String {
     eventually_some("/readyz gives the reason", || async {
@@ -59,11 +70,7 @@ async fn a_user_without_permission_for_the_lookup_is_refused_at_once_and_not_rea
     // First its keys are elsewhere, then it may not run HMGET: both
     // answer PING, and both refuse the lookup.
     let user = RedisUser::create(&env, &["~elsewhere:*", "+@all"]).await;
-    let worker = env.spawn_worker(&[
-        ("LCM__REDIS__URL", &user.url()),
-        ("LCM__LIMITS__REQUEST_DEADLINE_MS", DEADLINE_MS),
-    ]);
-    worker.wait_consuming().await;
+    let worker = worker_as(&env, &user.url()).await;
     let reason = not_ready_because(&worker, "Redis refuses the lookup").await;
     assert!(reason.contains("NOPERM"), "{reason}");
 
@@ -87,11 +94,7 @@ async fn a_refused_password_is_cache_unavailable_at_once_and_not_ready() {
     env.seed_sample().await;
     let prefix = format!("~{}:*", env.names.key_prefix);
     let user = RedisUser::create(&env, &[&prefix, "+@all"]).await;
-    let worker = env.spawn_worker(&[
-        ("LCM__REDIS__URL", &user.url_with("not-the-password")),
-        ("LCM__LIMITS__REQUEST_DEADLINE_MS", DEADLINE_MS),
-    ]);
-    worker.wait_consuming().await;
+    let worker = worker_as(&env, &user.url_with("not-the-password")).await;
     let reason = not_ready_because(&worker, "Redis refuses the lookup").await;
     assert!(reason.contains("authentication failed"), "{reason}");
     assert!(!reason.contains("not-the-password"), "{reason}");
