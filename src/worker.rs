@@ -78,6 +78,11 @@ pub async fn run(
 /// How often expired outcome lists are released from the cache.
 const RELEASE_EVERY: Duration = Duration::from_secs(1);
 
+/// Released at once, this much is a spike's: its heap pages, and those of
+/// the requests of the spike, are given back to the operating system. Below
+/// it (campaigns' lists expiring in steady use), they are kept for reuse.
+const GIVE_BACK_AFTER: usize = 1 << 20;
+
 /// Releases expired outcome lists every [`RELEASE_EVERY`] until shutdown,
 /// so that memory goes back after a spike even when no request follows.
 async fn release_expired_outcomes(service: Arc<Service<RedisStore>>, shutdown: CancellationToken) {
@@ -85,7 +90,11 @@ async fn release_expired_outcomes(service: Arc<Service<RedisStore>>, shutdown: C
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = every.tick() => service.release_expired_outcomes(),
+            _ = every.tick() => {
+                if service.release_expired_outcomes() >= GIVE_BACK_AFTER {
+                    crate::memory::give_back_freed();
+                }
+            }
         }
     }
 }

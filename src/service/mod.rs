@@ -104,9 +104,9 @@ impl<S: Store> Service<S> {
 
     /// Releases the cached outcome lists whose time is up; run it every
     /// second or so, so that memory goes back after a spike of requests
-    /// even when none follows.
-    pub fn release_expired_outcomes(&self) {
-        self.cache.release_expired();
+    /// even when none follows. Returns the bytes released.
+    pub fn release_expired_outcomes(&self) -> usize {
+        self.cache.release_expired()
     }
 
     /// Answers an outcome list whose reply rendering is over `max` bytes as

@@ -102,20 +102,24 @@ impl OutcomeCache {
         entries.bytes += bytes;
     }
 
-    /// Releases the entries whose time to live has passed.
-    pub fn release_expired(&self) {
+    /// Releases the entries whose time to live has passed; the bytes
+    /// released.
+    pub fn release_expired(&self) -> usize {
         if self.disabled() {
-            return;
+            return 0;
         }
         let Some(expired) = Instant::now().checked_sub(self.ttl) else {
-            return;
+            return 0;
         };
         let mut entries = self.lock();
+        let before = entries.bytes;
         entries.release_stored_until(expired);
+        let released = before - entries.bytes;
         if entries.by_campaign.is_empty() {
             // Give back the tables' own memory too.
             *entries = Entries::default();
         }
+        released
     }
 
     /// The bytes the cached entries hold now.
@@ -235,7 +239,8 @@ mod tests {
         cache.insert("late", list_of(10));
         let late = entry_bytes("late", &list_of(10));
         tokio::time::advance(Duration::from_millis(60)).await;
-        cache.release_expired();
+        let early = cache.bytes() - late;
+        assert_eq!(cache.release_expired(), early);
         assert_eq!(cache.bytes(), late, "only the late entry is left");
         assert!(cache.get("late").is_some());
         tokio::time::advance(Duration::from_millis(50)).await;
