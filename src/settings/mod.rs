@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use config::{Config, Environment, File};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 mod password_files;
 mod secret;
@@ -19,8 +19,10 @@ pub use self::secret::{redact_url, SecretUrl};
 pub use self::tls::TlsSettings;
 
 /// Everything the worker and its commands read. Every key has a built-in
-/// default, so no file is needed (docs/protocol.md section 8).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+/// default, so no file is needed (docs/protocol.md section 8). Serialized,
+/// it is the effective configuration with every URL's password redacted
+/// (`check --offline` prints it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// RabbitMQ connection and topology.
@@ -38,7 +40,7 @@ pub struct Settings {
 }
 
 /// `amqp.*`: the broker and the objects the worker declares (section 2).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AmqpSettings {
     /// Broker URL, password included.
@@ -75,7 +77,7 @@ pub struct AmqpSettings {
 }
 
 /// `x-queue-type` of the request queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum QueueType {
     /// A classic queue.
@@ -95,7 +97,7 @@ impl QueueType {
 }
 
 /// `redis.*`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisSettings {
     /// Redis URL, password included.
@@ -150,7 +152,7 @@ impl RedisSettings {
 }
 
 /// `limits.*`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitSettings {
     /// Largest request body accepted, in bytes.
@@ -172,7 +174,7 @@ pub struct LimitSettings {
 }
 
 /// `shutdown.*`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ShutdownSettings {
     /// Time to finish deliveries in hand after SIGTERM, in milliseconds.
@@ -181,7 +183,7 @@ pub struct ShutdownSettings {
 }
 
 /// `http.*`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpSettings {
     /// Address of `/healthz`, `/readyz` and `/metrics`.
@@ -189,7 +191,7 @@ pub struct HttpSettings {
 }
 
 /// `log.*`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogSettings {
     /// Line format.
@@ -197,7 +199,7 @@ pub struct LogSettings {
 }
 
 /// Log line format.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -473,6 +475,20 @@ mod tests {
             .try_deserialize()
             .unwrap();
         assert_eq!(shipped, Settings::default());
+    }
+
+    #[test]
+    fn the_serialized_settings_are_a_configuration_file_with_passwords_redacted() {
+        let mut settings = Settings::default();
+        settings.amqp.url = SecretUrl::new("amqp://lcm@broker:5672/%2f");
+        settings.redis.url = SecretUrl::new("redis://:s3cret@cache:6379/0");
+        settings.amqp.queue_type = QueueType::Quorum;
+        let text = toml::to_string(&settings).unwrap();
+        assert!(!text.contains("s3cret"), "{text}");
+        let read: Settings = toml::from_str(&text).unwrap();
+        assert_eq!(read.redis.url, "redis://:***@cache:6379/0");
+        settings.redis.url = read.redis.url.clone();
+        assert_eq!(read, settings);
     }
 
     #[test]

@@ -34,6 +34,7 @@ mod operations {
 /// Faults survived: lost connections, broker restarts, fail-over, Redis
 /// outages, refusals and Sentinel, load, TLS.
 mod resilience {
+    mod acks;
     mod cluster;
     mod endpoints;
     mod faults;
