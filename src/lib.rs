@@ -37,7 +37,8 @@
 //! Plumbing: `settings` (layered configuration, validation section by
 //! section, secret URLs, password files, TLS files), `telemetry` (logs; the
 //! metrics catalogue, the only place a metric is named), `worker` (wires it
-//! all and runs until shutdown), `shutdown` (signals), `backoff`.
+//! all and runs until shutdown), `shutdown` (signals), `backoff`, `memory`
+//! (gives freed heap memory back after a spike).
 //!
 //! The boundaries can be checked with grep; each prints nothing:
 //!
@@ -53,6 +54,7 @@ pub mod amqp;
 mod backoff;
 pub mod cli;
 mod http;
+mod memory;
 pub mod outcomes;
 pub mod protocol;
 mod redis;

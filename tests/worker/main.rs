@@ -18,6 +18,7 @@ mod hostile {
     mod bounds;
     mod frames;
     mod loops;
+    mod records;
     mod reply_to;
 }
 
@@ -31,7 +32,7 @@ mod operations {
 }
 
 /// Faults survived: lost connections, broker restarts, fail-over, Redis
-/// outages and Sentinel, load, TLS.
+/// outages, refusals and Sentinel, load, TLS.
 mod resilience {
     mod acks;
     mod cluster;
@@ -39,6 +40,7 @@ mod resilience {
     mod faults;
     mod load;
     mod quorum;
+    mod refusals;
     mod replicas;
     mod restart;
     mod sentinel;
