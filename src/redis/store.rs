@@ -139,8 +139,7 @@ impl RedisStore {
         let call = self.call_key(PROBE_ID);
         let list = self.outcomes_key(PROBE_ID);
         let mut pipe = redis::pipe();
-        call_lengths(&mut pipe, &call);
-        call_fields(&mut pipe, &call);
+        call_lookup(&mut pipe, &call, self.max_field_bytes);
         list_head(&mut pipe, &list, 0);
         list_whole(&mut pipe, &list);
         let mut conn = self.connection().await?;
@@ -218,6 +217,15 @@ fn text(value: RawValue) -> Result<Option<String>, StoreError> {
 /// read the key (`NOPERM`), or is not, or cannot be, authenticated.
 const REFUSALS: [&str; 3] = ["NOPERM", "NOAUTH", "WRONGPASS"];
 
+/// How Redis words a command a script may not run for its user: with the
+/// generic code `ERR` (7.2 and later, and Valkey: `ACL failure in script`;
+/// 7.0: `The user executing the script can't run this command`), where a
+/// command run directly would answer `NOPERM`. The call lookup is a script.
+const SCRIPT_REFUSALS: [&str; 2] = [
+    "ACL failure in script",
+    "The user executing the script can't run this command",
+];
+
 /// Refusals and type errors are final: the first is the configuration's
 /// fault, the second the data's. Everything else (I/O, time-outs, a server
 /// busy loading) may pass.
@@ -234,7 +242,15 @@ fn store_error(error: redis::RedisError) -> StoreError {
             if !said.contains(&line) {
                 said.push(line);
             }
-            codes.push(error.code().to_owned());
+            let details = error.details().unwrap_or_default();
+            if SCRIPT_REFUSALS
+                .iter()
+                .any(|words| details.starts_with(words))
+            {
+                codes.push("NOPERM".to_owned());
+            } else {
+                codes.push(error.code().to_owned());
+            }
         }
         message = said.join("; ");
     }
@@ -265,24 +281,42 @@ const ACCOUNT_NUMBER: &str = "account_number";
 /// control character, which no request's callid may hold.
 const PROBE_ID: &str = "\u{1}lcm-worker readiness probe";
 
-/// The lookup's commands, each added to a pipeline, so that the readiness
-/// probe runs exactly what requests run.
-fn call_lengths(pipe: &mut redis::Pipeline, key: &str) {
-    pipe.cmd("HSTRLEN")
+/// The call lookup, run by Redis in one step: the fields' lengths first,
+/// so that an oversized field (another system writes the record) is never
+/// sent whole, then whether the record exists (a record without either
+/// field is another error than no record) and the two fields. One round
+/// trip: each costs the worker about as much as the rest of a request's
+/// Redis work (docs/performance.md), and a script is atomic, so the record
+/// cannot change between the check and the read.
+///
+/// Returns `{exists, campaign_id length, account_number length,
+/// campaign_id, account_number}`, the values `false` (nil) when absent or
+/// over `ARGV[1]` bytes.
+const CALL_LOOKUP: &str = r"
+local max = tonumber(ARGV[1])
+local campaign = redis.call('HSTRLEN', KEYS[1], 'campaign_id')
+local account = redis.call('HSTRLEN', KEYS[1], 'account_number')
+if campaign > max or account > max then
+  return {1, campaign, account, false, false}
+end
+local fields = redis.call('HMGET', KEYS[1], 'campaign_id', 'account_number')
+return {redis.call('EXISTS', KEYS[1]), campaign, account, fields[1], fields[2]}
+";
+
+/// The call lookup added to a pipeline, so that the readiness probe runs
+/// exactly what requests run. `EVAL` with the script's text rather than
+/// `EVALSHA`: Redis keeps the compiled script by its hash either way, and a
+/// server restarted or failed over never answers `NOSCRIPT`.
+fn call_lookup(pipe: &mut redis::Pipeline, key: &str, max_field_bytes: usize) {
+    pipe.cmd("EVAL")
+        .arg(CALL_LOOKUP)
+        .arg(1)
         .arg(key)
-        .arg(CAMPAIGN_ID)
-        .cmd("HSTRLEN")
-        .arg(key)
-        .arg(ACCOUNT_NUMBER);
+        .arg(max_field_bytes);
 }
 
-fn call_fields(pipe: &mut redis::Pipeline, key: &str) {
-    pipe.exists(key)
-        .cmd("HMGET")
-        .arg(key)
-        .arg(CAMPAIGN_ID)
-        .arg(ACCOUNT_NUMBER);
-}
+/// What [`CALL_LOOKUP`] returns.
+type CallReply = (bool, usize, usize, RawValue, RawValue);
 
 fn list_head(pipe: &mut redis::Pipeline, key: &str, last: isize) {
     pipe.strlen(key).getrange(key, 0, last);
@@ -306,30 +340,14 @@ impl Store for RedisStore {
     async fn call(&self, callid: &str) -> Result<Option<CallRecord>, StoreError> {
         let key = self.call_key(callid);
         let max = self.max_field_bytes;
-        // The fields' lengths first, so that an oversized field, which
-        // another system may write, is never read whole. A record that does
-        // not exist has fields of length 0.
         let mut pipe = redis::pipe();
-        call_lengths(&mut pipe, &key);
-        let (campaign_length, account_length): (usize, usize) =
-            self.query(RedisOperation::CallLengths, &pipe).await?;
+        call_lookup(&mut pipe, &key, max);
+        let ((exists, campaign_length, account_length, campaign_id, account_number),): (CallReply,) =
+            self.query(RedisOperation::Call, &pipe).await?;
         field_within(CAMPAIGN_ID, campaign_length, max)?;
         field_within(ACCOUNT_NUMBER, account_length, max)?;
-        // Existence and the fields together: a record without either
-        // field (another error) is told apart from no record.
-        let mut pipe = redis::pipe();
-        call_fields(&mut pipe, &key);
-        let (exists, (campaign_id, account_number)): (bool, (RawValue, RawValue)) =
-            self.query(RedisOperation::Call, &pipe).await?;
         if !exists {
             return Ok(None);
-        }
-        // The dialer may have rewritten the record between the two reads.
-        for (field, value) in [
-            (CAMPAIGN_ID, &campaign_id),
-            (ACCOUNT_NUMBER, &account_number),
-        ] {
-            field_within(field, value.as_ref().map_or(0, Vec::len), max)?;
         }
         Ok(Some(CallRecord {
             campaign_id: text(campaign_id)?,
@@ -381,6 +399,12 @@ mod tests {
             "NOPERM this user has no permissions to run the 'hmget' command",
             "NOAUTH Authentication required.",
             "WRONGPASS invalid username-password pair or user is disabled.",
+            // Inside the call lookup's script, as Redis 8 and Valkey 9 say it ...
+            "ERR ACL failure in script: User lcm has no permissions to run the 'hmget' command \
+             script: d428573a4356bc6caa149dc925b0f2dba21022c7, on @user_script:1.",
+            // ... and as Redis 7.0 does.
+            "ERR The user executing the script can't run this command or subcommand script: \
+             d428573a4356bc6caa149dc925b0f2dba21022c7, on @user_script:1.",
         ];
         for line in refused {
             match store_error(server_error(line)) {

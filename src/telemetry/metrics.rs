@@ -45,22 +45,18 @@ pub const UNKNOWN_KIND: &str = "unknown";
 /// A Redis round trip of the serving path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RedisOperation {
-    /// The lengths of a call record's fields (`HSTRLEN`), read first so
-    /// that an oversized field is never read whole.
-    CallLengths,
-    /// The call record (`EXISTS` and `HMGET`).
+    /// The call record (one script: the fields' lengths, then the fields).
     Call,
     /// A campaign's outcome list.
     Outcomes,
 }
 
 impl RedisOperation {
-    const ALL: [Self; 3] = [Self::CallLengths, Self::Call, Self::Outcomes];
+    const ALL: [Self; 2] = [Self::Call, Self::Outcomes];
 
     /// The `operation` label.
     pub fn label(self) -> &'static str {
         match self {
-            Self::CallLengths => "call_lengths",
             Self::Call => "call",
             Self::Outcomes => "outcomes",
         }
@@ -236,16 +232,12 @@ mod tests {
     #[test]
     fn recorded_series_count_into_their_own_labels_and_a_settled_delivery_counts_down_once() {
         let handle = metrics_handle();
-        let lengths = r#"lcm_redis_duration_seconds_count{operation="call_lengths"}"#;
+        let lengths = r#"lcm_redis_duration_seconds_count{operation="call"}"#;
         let before = sample(&handle.render(), lengths);
         let in_hand_before = sample(&handle.render(), "lcm_deliveries_in_hand");
         for _ in 0..2 {
             request_settled("metrics_test_a", RESULT_OK, Duration::from_millis(1));
-            redis_round_trip(
-                RedisOperation::CallLengths,
-                Duration::from_micros(50),
-                false,
-            );
+            redis_round_trip(RedisOperation::Call, Duration::from_micros(50), false);
         }
         request_settled("metrics_test_a", "InvalidCallId", Duration::from_millis(1));
         request_settled("metrics_test_b", RESULT_OK, Duration::from_millis(1));

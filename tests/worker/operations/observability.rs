@@ -59,10 +59,10 @@ async fn metrics_count_each_request_kind_and_result() {
             .await,
         5.0
     );
-    // A call lookup for each of the four requests that reach Redis, in two
-    // round trips (the fields' lengths, then the fields), and one
-    // outcome-list lookup: campaign 1's list is then reused from the cache.
-    for operation in ["call_lengths", "call"] {
+    // A call lookup for each of the four requests that reach Redis, one
+    // round trip each, and one outcome-list lookup: campaign 1's list is
+    // then reused from the cache.
+    for operation in ["call"] {
         assert_eq!(
             worker
                 .counter(
@@ -119,7 +119,6 @@ async fn a_fresh_worker_exposes_every_family_with_help_before_any_request() {
     for series in [
         "lcm_requests_total{subtopic=\"GetBusinessOutcome\",result=\"ok\"} 0",
         "lcm_requests_total{subtopic=\"GetBusinessOutcomeParent\",result=\"ok\"} 0",
-        "lcm_redis_errors_total{operation=\"call_lengths\"} 0",
         "lcm_redis_errors_total{operation=\"call\"} 0",
         "lcm_redis_errors_total{operation=\"outcomes\"} 0",
         "lcm_replies_unroutable_total 0",
