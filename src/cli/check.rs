@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 
+use super::answer;
 use crate::amqp::Probe;
 use crate::redis::RedisStore;
 use crate::settings::Settings;
@@ -15,14 +16,14 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// what it finds on standard output as it goes; the error names what failed.
 pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     let config = std::env::var("LCM_CONFIG").unwrap_or_else(|_| "not set".to_owned());
-    println!("configuration: valid (LCM_CONFIG {config})");
+    answer(format_args!("configuration: valid (LCM_CONFIG {config})"))?;
 
     let amqp = &settings.amqp;
     settings.warn_if_insecure();
     let probe = Probe::connect(settings, PROBE_TIMEOUT).await?;
-    println!("rabbitmq: connected to {}", probe.url());
+    answer(format_args!("rabbitmq: connected to {}", probe.url()))?;
     let queue = probe.declare_topology(settings).await?;
-    println!(
+    answer(format_args!(
         "topology: declared exchanges `{}` (topic), `{}` (direct), `{}` (fanout); \
          queue `{}` ({}, bindings {:?}) with {} ready and {} consumers; dead-letter queue `{}`",
         amqp.request_exchange,
@@ -34,7 +35,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
         queue.messages,
         queue.consumers,
         amqp.dead_letter_queue,
-    );
+    ))?;
     probe.close().await;
 
     let store = RedisStore::new(&settings.redis)?;
@@ -47,11 +48,11 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
         .map_err(|_| anyhow!("timed out after {PROBE_TIMEOUT:?}"))
         .and_then(|pinged| pinged.map_err(anyhow::Error::from))
         .with_context(|| format!("Redis at {redis_url}"))?;
-    println!(
+    answer(format_args!(
         "redis: PING answered at {redis_url} (key prefix `{}`)",
         settings.redis.key_prefix
-    );
-    println!("all checks passed");
+    ))?;
+    answer(format_args!("all checks passed"))?;
     Ok(())
 }
 
@@ -81,9 +82,9 @@ async fn sentinel_master(
             )
         })?
         .unwrap_or_default();
-    println!(
+    answer(format_args!(
         "redis sentinel: master `{}` is {master} (asked {sentinels:?})",
         redis.sentinel_master
-    );
+    ))?;
     Ok(Some(master))
 }

@@ -4,5 +4,5 @@
 mod logs;
 pub mod metrics;
 
-pub use self::logs::init_logs;
+pub use self::logs::{flush_logs, init_logs};
 pub use self::metrics::{metrics_handle, metrics_upkeep};

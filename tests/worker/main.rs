@@ -36,6 +36,7 @@ mod resilience {
     mod endpoints;
     mod faults;
     mod load;
+    mod log_pipe;
     mod quorum;
     mod replicas;
     mod restart;
