@@ -27,6 +27,7 @@ mod operations {
     mod in_process;
     mod observability;
     mod secrets;
+    mod signals;
 }
 
 /// Faults survived: lost connections, broker restarts, fail-over, Redis
