@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 use crate::redis::RedisStore;
 use crate::settings::{Settings, SettingsError};
@@ -167,10 +167,26 @@ async fn run_worker(settings: Settings) -> anyhow::Result<()> {
     use anyhow::Context;
     let shutdown = shutdown::on_signals()?;
     let addr = settings.http.addr;
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding http.addr {addr}"))?;
+    let listener = listen(addr).with_context(|| format!("binding http.addr {addr}"))?;
     worker::run(settings, listener, shutdown).await
+}
+
+/// Connections that may wait to be accepted (the kernel caps it at
+/// `net.core.somaxconn`): when idle connections by the hundred are closed
+/// at once and reconnect, a probe's connection must still find a place
+/// (the standard library's 128 did not).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Listens on `addr` for the HTTP endpoints.
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Prints the reply alone on standard output; WS_Error exits 1.

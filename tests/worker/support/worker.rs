@@ -28,34 +28,15 @@ impl TestEnv {
 
     /// Starts a worker in `directory` without waiting for it.
     pub fn spawn_worker_in(&self, directory: &Path, extra: &[(&str, &str)]) -> Worker {
-        let mut command = self.worker_command(directory, extra);
-        // Port 0: the worker binds a free port itself and logs it, so
-        // no two tests race for one.
-        command.env("LCM__HTTP__ADDR", "127.0.0.1:0");
-        command.stderr(Stdio::piped());
-        let mut child = command.spawn().expect("spawn lcm-worker");
-        let logs = Arc::new(Mutex::new(String::new()));
-        let base = Arc::new(OnceLock::new());
-        let stderr = child.stderr.take().unwrap();
-        let sink = logs.clone();
-        let found = base.clone();
-        let log_reader = tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(addr) = http_addr(&line) {
-                    let _ = found.set(format!("http://{addr}"));
-                }
-                let mut logs = sink.lock().unwrap();
-                logs.push_str(&line);
-                logs.push('\n');
-            }
-        });
-        Worker {
-            child,
-            base,
-            logs,
-            log_reader: Some(log_reader),
-        }
+        spawn_logged(self.worker_command(directory, extra, &[]))
+    }
+
+    /// Starts a worker that may open at most `limit` file descriptors
+    /// (`prlimit --nofile`), without waiting for it.
+    pub fn spawn_worker_with_fd_limit(&self, limit: u32, extra: &[(&str, &str)]) -> Worker {
+        let nofile = format!("--nofile={limit}");
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+        spawn_logged(self.worker_command(manifest, extra, &["prlimit", &nofile, "--"]))
     }
 
     /// Starts a worker whose standard error is a pipe that nobody reads
@@ -63,7 +44,7 @@ impl TestEnv {
     /// write to it fails (`EPIPE`). The worker serves HTTP on a free port
     /// chosen here, since its log cannot say which.
     pub fn spawn_worker_with_closed_log_pipe(&self, extra: &[(&str, &str)]) -> Worker {
-        let mut command = self.worker_command(Path::new(env!("CARGO_MANIFEST_DIR")), extra);
+        let mut command = self.worker_command(Path::new(env!("CARGO_MANIFEST_DIR")), extra, &[]);
         let addr = format!("127.0.0.1:{}", free_port());
         command.env("LCM__HTTP__ADDR", &addr);
         let (reader, writer) = std::io::pipe().expect("a pipe");
@@ -80,9 +61,23 @@ impl TestEnv {
         }
     }
 
-    /// The worker's command: this test's names, `extra` on top.
-    fn worker_command(&self, directory: &Path, extra: &[(&str, &str)]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_lcm-worker"));
+    /// The worker's command: this test's names, `extra` on top; run
+    /// through `wrapper` (a program and its arguments) if not empty.
+    fn worker_command(
+        &self,
+        directory: &Path,
+        extra: &[(&str, &str)],
+        wrapper: &[&str],
+    ) -> Command {
+        let worker = env!("CARGO_BIN_EXE_lcm-worker");
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(worker);
+                command
+            }
+            None => Command::new(worker),
+        };
         command
             .current_dir(directory)
             .envs(self.worker_env())
@@ -92,6 +87,38 @@ impl TestEnv {
             .stdout(Stdio::null())
             .kill_on_drop(true);
         command
+    }
+}
+
+/// Starts `command` with its standard error read into the worker's logs,
+/// and its HTTP address learnt from them.
+fn spawn_logged(mut command: Command) -> Worker {
+    // Port 0: the worker binds a free port itself and logs it, so no two
+    // tests race for one.
+    command.env("LCM__HTTP__ADDR", "127.0.0.1:0");
+    command.stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn lcm-worker");
+    let logs = Arc::new(Mutex::new(String::new()));
+    let base = Arc::new(OnceLock::new());
+    let stderr = child.stderr.take().unwrap();
+    let sink = logs.clone();
+    let found = base.clone();
+    let log_reader = tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(addr) = http_addr(&line) {
+                let _ = found.set(format!("http://{addr}"));
+            }
+            let mut logs = sink.lock().unwrap();
+            logs.push_str(&line);
+            logs.push('\n');
+        }
+    });
+    Worker {
+        child,
+        base,
+        logs,
+        log_reader: Some(log_reader),
     }
 }
 
