@@ -40,7 +40,13 @@ async fn request_whose_standard_output_is_closed_fails_with_a_message_not_a_pani
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_lcm-worker"))
-        .args(["request", "--callid", "12345", "--account", "5|3|1|0|0|44|1"])
+        .args([
+            "request",
+            "--callid",
+            "12345",
+            "--account",
+            "5|3|1|0|0|44|1",
+        ])
         .envs(env.worker_env())
         .stdout(writer)
         .stderr(std::process::Stdio::piped())
