@@ -52,14 +52,12 @@ async fn sighup_drains_the_deliveries_in_hand_like_sigterm_and_exits_zero() {
     let logs = worker.logs.clone();
     let status = worker.exit_status().await;
     assert!(status.success(), "{status:?}");
-    let mut answered = 0;
-    while let Some(reply) = requester
-        .next_reply_within(Duration::from_millis(500))
+    let answered = requester
+        .replies_until_quiet(Duration::from_millis(500))
         .await
-    {
-        assert_eq!(reply.error_message(), "Cache unavailable");
-        answered += 1;
-    }
+        .iter()
+        .inspect(|reply| assert_eq!(reply.error_message(), "Cache unavailable"))
+        .count();
     assert_eq!(answered, PREFETCH, "the deliveries in hand are answered");
     let queued = env.ready_count(&env.names.request_queue).await as usize;
     assert_eq!(answered + queued, SENT, "nothing lost");
