@@ -19,6 +19,7 @@ mod hostile {
     mod frames;
     mod loops;
     mod probes;
+    mod reply_to;
 }
 
 /// Running it: commands, metrics, health, logs, secrets, the in-process worker.
@@ -34,6 +35,7 @@ mod operations {
 /// Faults survived: lost connections, broker restarts, fail-over, Redis
 /// outages and Sentinel, load, TLS.
 mod resilience {
+    mod acks;
     mod cluster;
     mod endpoints;
     mod faults;

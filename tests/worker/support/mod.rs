@@ -7,6 +7,8 @@
 //! redis-server (`redis_server`), a RabbitMQ node (`rabbitmq_node`) and a
 //! cluster of them (`rabbitmq_cluster`).
 
+mod broker;
+mod cancel_proxy;
 mod env;
 mod load;
 mod poison;
@@ -21,6 +23,8 @@ pub mod tls;
 mod wait;
 mod worker;
 
+pub use broker::*;
+pub use cancel_proxy::*;
 pub use env::*;
 pub use load::*;
 pub use poison::*;
