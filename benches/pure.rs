@@ -67,7 +67,7 @@ fn benches(c: &mut Criterion) {
         lists: HashMap::from([("1".to_owned(), stored_list())]),
     };
     let service = Service::new(store, 65536, Duration::from_secs(2))
-        .with_outcome_cache(Duration::from_secs(3600));
+        .with_outcome_cache(Duration::from_secs(3600), 16 << 20);
     let properties = RequestProperties {
         reply_to: Some("amq.rabbitmq.reply-to.g1h2AA".into()),
         correlation_id: Some("c-1".into()),

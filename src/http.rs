@@ -22,16 +22,17 @@ use tokio_util::sync::CancellationToken;
 
 use crate::amqp::ConsumerState;
 use crate::redis::RedisStore;
+use crate::service::StoreError;
 
-/// How long `/readyz` waits for Redis to answer a PING.
-const REDIS_PING_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long `/readyz` waits for Redis to answer the lookup probe.
+const REDIS_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// What the endpoints read.
 #[derive(Clone)]
 pub struct HttpState {
     /// Whether the worker consumes now.
     pub consumer: ConsumerState,
-    /// The store `/readyz` pings.
+    /// The store `/readyz` probes.
     pub store: RedisStore,
     /// The Prometheus recorder's handle.
     pub metrics: PrometheusHandle,
@@ -361,15 +362,19 @@ async fn readyz(State(state): State<HttpState>) -> (StatusCode, String) {
     }
 }
 
-/// Ready: consuming from RabbitMQ and Redis answering; else a one-line reason.
+/// Ready: consuming from RabbitMQ, and Redis running the lookup's commands
+/// for the worker's user (not merely answering PING); else a one-line reason.
 async fn ready(state: &HttpState) -> Result<(), String> {
     if !state.consumer.consuming() {
         return Err("not consuming from RabbitMQ".to_owned());
     }
-    match tokio::time::timeout(REDIS_PING_TIMEOUT, state.store.ping()).await {
+    match tokio::time::timeout(REDIS_PROBE_TIMEOUT, state.store.probe_lookup()).await {
         Ok(Ok(())) => Ok(()),
+        Ok(Err(StoreError::Refused(reason))) => Err(format!("Redis refuses the lookup: {reason}")),
         Ok(Err(error)) => Err(format!("Redis not answering: {error}")),
-        Err(_) => Err("Redis not answering: PING timed out".to_owned()),
+        Err(_) => Err(format!(
+            "Redis not answering: no answer within {REDIS_PROBE_TIMEOUT:?}"
+        )),
     }
 }
 

@@ -38,7 +38,8 @@
 //! section, secret URLs, password files, TLS files), `telemetry` (logs; the
 //! metrics catalogue, the only place a metric is named), `worker` (wires it
 //! all and runs until shutdown), `shutdown` (signals), `panics` (what a
-//! panic means for the process), `backoff`.
+//! panic means for the process), `backoff`, `memory` (gives freed heap
+//! memory back after a spike).
 //!
 //! The boundaries can be checked with grep; each prints nothing:
 //!
@@ -58,6 +59,7 @@ pub mod amqp;
 mod backoff;
 pub mod cli;
 mod http;
+mod memory;
 pub mod outcomes;
 mod panics;
 pub mod protocol;

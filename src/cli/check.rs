@@ -67,7 +67,9 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     ))?;
     probe.close().await;
 
-    let store = RedisStore::new(&settings.redis)?;
+    let store = RedisStore::new(&settings.redis)?
+        .with_max_list_bytes(settings.limits.max_outcome_list_bytes)
+        .with_max_field_bytes(settings.limits.max_call_field_bytes);
     let redis_url = match sentinel_master(&store, settings).await? {
         Some(master) => format!("master {master} (via Sentinel)"),
         None => settings.redis.url.redacted(),
@@ -80,6 +82,14 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     answer(format_args!(
         "redis: PING answered at {redis_url} (key prefix `{}`)",
         settings.redis.key_prefix
+    ))?;
+    tokio::time::timeout(PROBE_TIMEOUT, store.probe_lookup())
+        .await
+        .map_err(|_| anyhow!("timed out after {PROBE_TIMEOUT:?}"))
+        .and_then(|probed| probed.map_err(anyhow::Error::from))
+        .with_context(|| format!("the lookup's commands on Redis at {redis_url}"))?;
+    answer(format_args!(
+        "redis: the lookup's commands run under the key prefix"
     ))?;
     answer(format_args!("all checks passed"))?;
     Ok(())

@@ -19,6 +19,7 @@ mod hostile {
     mod frames;
     mod loops;
     mod probes;
+    mod records;
     mod reply_to;
 }
 
@@ -33,7 +34,7 @@ mod operations {
 }
 
 /// Faults survived: lost connections, broker restarts, fail-over, Redis
-/// outages and Sentinel, load, TLS.
+/// outages, refusals and Sentinel, load, TLS.
 mod resilience {
     mod acks;
     mod cluster;
@@ -42,6 +43,7 @@ mod resilience {
     mod load;
     mod log_pipe;
     mod quorum;
+    mod refusals;
     mod replicas;
     mod restart;
     mod sentinel;

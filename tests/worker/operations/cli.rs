@@ -115,6 +115,36 @@ async fn the_binary_runs_from_an_empty_directory_without_any_config_file() {
     assert!(stdout.contains("all checks passed"), "{stdout}");
 }
 
+#[tokio::test]
+async fn a_number_out_of_bounds_or_not_whole_and_an_empty_binding_list_stop_start_up_naming_the_key(
+) {
+    let env = TestEnv::new("cli-bounds").await;
+    for (var, value, key) in [
+        // Once an allocation of 11 TB, which aborted the process.
+        ("LCM__REDIS__POOL_SIZE", "100000000000", "`redis.pool_size`"),
+        // Once rounded to 2.
+        ("LCM__AMQP__PREFETCH", "1.5", "`amqp.prefetch`"),
+        // Once a binding of the key "".
+        ("LCM__AMQP__BINDINGS", "", "`amqp.bindings`"),
+    ] {
+        let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_lcm-worker"))
+            .envs(env.worker_env())
+            .env("LCM__HTTP__ADDR", "127.0.0.1:0")
+            .env_remove("LCM_CONFIG")
+            .env(var, value)
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(WAIT, run)
+            .await
+            .unwrap_or_else(|_| panic!("{var}={value}: the worker ran"))
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{var}={value}: {stderr}");
+        assert!(stderr.contains(key), "{var}={value}: {stderr}");
+        assert!(stderr.starts_with("lcm-worker: configuration:"), "{stderr}");
+    }
+}
+
 /// `lcm-worker check --offline` with exactly `vars` in its environment.
 async fn check_offline(vars: &[(&str, &str)]) -> std::process::Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_lcm-worker"))

@@ -59,24 +59,21 @@ async fn metrics_count_each_request_kind_and_result() {
             .await,
         5.0
     );
-    // A call lookup for each of the four requests that reach Redis, an
-    // existence check for the unknown call, and one outcome-list lookup:
-    // campaign 1's list is then reused from the cache.
-    assert_eq!(
-        worker
-            .counter("lcm_redis_duration_seconds_count", &["operation=\"call\""])
-            .await,
-        4.0
-    );
-    assert_eq!(
-        worker
-            .counter(
-                "lcm_redis_duration_seconds_count",
-                &["operation=\"call_exists\""]
-            )
-            .await,
-        1.0
-    );
+    // A call lookup for each of the four requests that reach Redis, in two
+    // round trips (the fields' lengths, then the fields), and one
+    // outcome-list lookup: campaign 1's list is then reused from the cache.
+    for operation in ["call_lengths", "call"] {
+        assert_eq!(
+            worker
+                .counter(
+                    "lcm_redis_duration_seconds_count",
+                    &[&format!("operation=\"{operation}\"")]
+                )
+                .await,
+            4.0,
+            "{operation}"
+        );
+    }
     assert_eq!(
         worker
             .counter(
@@ -122,6 +119,7 @@ async fn a_fresh_worker_exposes_every_family_with_help_before_any_request() {
     for series in [
         "lcm_requests_total{subtopic=\"GetBusinessOutcome\",result=\"ok\"} 0",
         "lcm_requests_total{subtopic=\"GetBusinessOutcomeParent\",result=\"ok\"} 0",
+        "lcm_redis_errors_total{operation=\"call_lengths\"} 0",
         "lcm_redis_errors_total{operation=\"call\"} 0",
         "lcm_redis_errors_total{operation=\"outcomes\"} 0",
         "lcm_replies_unroutable_total 0",

@@ -4,7 +4,7 @@
 //! steady load (`load`), waiting with a deadline (`wait`), watching a
 //! worker over time (`sampler`), fault-injecting proxies (`proxy`, `tls`),
 //! a hostile publisher (`poison`), and servers of a test's own: a
-//! redis-server (`redis_server`), a RabbitMQ node (`rabbitmq_node`) and a
+//! redis-server (`redis_server`), a Redis ACL user (`redis_user`), a RabbitMQ node (`rabbitmq_node`) and a
 //! cluster of them (`rabbitmq_cluster`).
 
 mod broker;
@@ -16,6 +16,7 @@ pub mod proxy;
 mod rabbitmq_cluster;
 mod rabbitmq_node;
 mod redis_server;
+mod redis_user;
 mod requester;
 mod sampler;
 mod schemas;
@@ -31,6 +32,7 @@ pub use poison::*;
 pub use rabbitmq_cluster::*;
 pub use rabbitmq_node::*;
 pub use redis_server::*;
+pub use redis_user::*;
 pub use requester::*;
 pub use sampler::*;
 pub use wait::*;
