@@ -8,6 +8,6 @@ mod logs;
 pub mod metrics;
 mod throttle;
 
-pub use self::logs::init_logs;
+pub use self::logs::{flush_logs, init_logs};
 pub use self::metrics::{metrics_handle, metrics_upkeep};
 pub use self::throttle::Throttle;

@@ -18,6 +18,7 @@ mod hostile {
     mod bounds;
     mod frames;
     mod loops;
+    mod probes;
     mod records;
     mod reply_to;
 }
@@ -29,6 +30,7 @@ mod operations {
     mod in_process;
     mod observability;
     mod secrets;
+    mod signals;
 }
 
 /// Faults survived: lost connections, broker restarts, fail-over, Redis
@@ -39,6 +41,7 @@ mod resilience {
     mod endpoints;
     mod faults;
     mod load;
+    mod log_pipe;
     mod quorum;
     mod refusals;
     mod replicas;

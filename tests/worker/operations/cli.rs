@@ -33,6 +33,36 @@ async fn request_exits_non_zero_with_the_ws_error_for_an_unknown_call() {
 }
 
 #[tokio::test]
+async fn request_whose_standard_output_is_closed_fails_with_a_message_not_a_panic() {
+    let env = TestEnv::new("cli-closed-stdout").await;
+    env.seed_sample().await;
+    let _worker = env.start_worker(&[]).await;
+    // As `lcm-worker request ... | head -c 0`: nobody reads the answer.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_lcm-worker"))
+        .args([
+            "request",
+            "--callid",
+            "12345",
+            "--account",
+            "5|3|1|0|0|44|1",
+        ])
+        .envs(env.worker_env())
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+        .wait_with_output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("writing to standard output"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[tokio::test]
 async fn request_without_a_worker_says_no_queue_takes_the_source() {
     let env = TestEnv::new("cli-none").await;
     // The exchange exists but nothing is bound to it.

@@ -258,14 +258,12 @@ async fn sigterm_finishes_deliveries_in_hand_and_leaves_the_rest_queued() {
     assert!(status.success(), "{status:?}");
     assert!(took < Duration::from_millis(5000), "stopping took {took:?}");
 
-    let mut answered = 0;
-    while let Some(reply) = requester
-        .next_reply_within(Duration::from_millis(500))
+    let answered = requester
+        .replies_until_quiet(Duration::from_millis(500))
         .await
-    {
-        assert_eq!(reply.error_message(), "Cache unavailable");
-        answered += 1;
-    }
+        .iter()
+        .inspect(|reply| assert_eq!(reply.error_message(), "Cache unavailable"))
+        .count();
     let queued = env.ready_count(&env.names.request_queue).await as usize;
     println!(
         "SIGTERM drain: sent {SENT}, answered {answered}, still queued {queued}, took {took:?}"
