@@ -35,6 +35,10 @@ enum Command {
     Run,
     /// Load calls and campaign outcome lists from a JSON file into Redis.
     Seed {
+        /// Leave the calls and campaigns already in Redis as they are, and
+        /// write only the missing ones (the default replaces them).
+        #[arg(long)]
+        keep_existing: bool,
         /// The seed file (see README, "Seed file").
         file: PathBuf,
     },
@@ -111,7 +115,19 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run => run_worker(settings).await.map(|()| ExitCode::SUCCESS),
         Command::Check => check::run(&settings).await.map(|()| ExitCode::SUCCESS),
-        Command::Seed { file } => run_seed(&settings, &file).await.map(|()| ExitCode::SUCCESS),
+        Command::Seed {
+            keep_existing,
+            file,
+        } => {
+            let existing = if keep_existing {
+                seed::Existing::Keep
+            } else {
+                seed::Existing::Replace
+            };
+            run_seed(&settings, &file, existing)
+                .await
+                .map(|()| ExitCode::SUCCESS)
+        }
         Command::Request {
             callid,
             account,
@@ -153,13 +169,24 @@ async fn run_request(settings: &Settings, args: &request::RequestArgs) -> anyhow
     }
 }
 
-async fn run_seed(settings: &Settings, file: &Path) -> anyhow::Result<()> {
+async fn run_seed(
+    settings: &Settings,
+    file: &Path,
+    existing: seed::Existing,
+) -> anyhow::Result<()> {
     let data = seed::read(file)?;
     let store = RedisStore::new(&settings.redis)?;
-    let seeded = seed::write(&store, &data).await?;
-    println!(
+    let seeded = seed::write(&store, &data, existing).await?;
+    print!(
         "seeded {} calls and {} campaigns under key prefix `{}`",
         seeded.calls, seeded.campaigns, settings.redis.key_prefix
     );
+    if existing == seed::Existing::Keep {
+        print!(
+            "; kept {} calls and {} campaigns already there",
+            seeded.kept_calls, seeded.kept_campaigns
+        );
+    }
+    println!();
     Ok(())
 }
