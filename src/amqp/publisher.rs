@@ -3,8 +3,20 @@
 use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Channel, Confirmation};
 
-use super::settle::PublishOutcome;
 use crate::protocol::ReplyRoute;
+
+/// How RabbitMQ took one publish of the reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishOutcome {
+    /// Routed and confirmed.
+    Confirmed,
+    /// Confirmed, but returned as unroutable: nobody is listening.
+    Returned,
+    /// Negatively confirmed: RabbitMQ could not take it.
+    Refused,
+    /// The publish or its confirm failed with an error.
+    Failed,
+}
 
 /// A reply ready to publish.
 #[derive(Debug, Clone, Copy)]

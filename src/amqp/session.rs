@@ -16,9 +16,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::acknowledger::Acknowledger;
+use super::connection::{connect, replica_name};
+use super::consumer_state::ConsumerState;
 use super::delivery::DeliveryTask;
 use super::endpoints::Endpoint;
-use super::supervisor::ConsumerState;
 use super::topology::{self, Refusal, TopologyError};
 use crate::service::{Service, Store};
 use crate::settings::Settings;
@@ -57,12 +58,13 @@ impl<S: Store> Session<'_, S> {
         let amqp = &self.settings.amqp;
         let url = endpoint.redacted;
         tracing::info!(url, endpoint = endpoint.index, "connecting to RabbitMQ");
-        let connect = super::connect(endpoint.url, &amqp.app_id, &amqp.tls);
-        let connection = tokio::time::timeout(CONNECT_TIMEOUT, connect)
-            .await
-            .map_err(|_| tracing::warn!(url, "AMQP connect timed out"))
-            .and_then(|r| r.map_err(|error| tracing::warn!(url, %error, "AMQP connect failed")))
-            .map_err(|()| lost(false))?;
+        let name = replica_name(&amqp.app_id);
+        let connection =
+            tokio::time::timeout(CONNECT_TIMEOUT, connect(endpoint.url, &name, &amqp.tls))
+                .await
+                .map_err(|_| tracing::warn!(url, "AMQP connect timed out"))
+                .and_then(|r| r.map_err(|error| tracing::warn!(url, %error, "AMQP connect failed")))
+                .map_err(|()| lost(false))?;
         // A broker that accepts the connection and then stops answering
         // must not hold the session here.
         let (channel, consumer) =
@@ -86,16 +88,14 @@ impl<S: Store> Session<'_, S> {
         let tracker = TaskTracker::new();
         let abandon = CancellationToken::new();
         // Acks of this channel, batched; tags start again on a new channel.
-        let acks = Acknowledger::new(channel.clone(), ack_batch(amqp.prefetch));
-        let flushing = CancellationToken::new();
-        let flusher = tokio::spawn(acks.clone().run(flushing.clone()));
+        let acks = Acknowledger::start(channel.clone(), amqp.prefetch);
         let stopped = self
             .consume(consumer, &channel, &acks, &tracker, &abandon)
             .await;
         self.state.set_consuming(false);
         tracker.close();
         if !stopped {
-            flusher.abort();
+            drop(acks);
             // The channel is gone, so nothing in hand can be acknowledged
             // any more: stop those tasks rather than let them wait on
             // confirms that may never resolve. RabbitMQ redelivers.
@@ -108,8 +108,7 @@ impl<S: Store> Session<'_, S> {
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, cancel).await;
         self.drain(&tracker).await;
         // The last acks before the channel closes.
-        flushing.cancel();
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, flusher).await;
+        acks.finish(CLOSE_TIMEOUT).await;
         let close = async {
             let _ = channel.close(200, "worker shutting down".into()).await;
             let _ = connection.close(200, "worker shutting down".into()).await;
@@ -126,7 +125,7 @@ impl<S: Store> Session<'_, S> {
         &self,
         mut consumer: lapin::Consumer,
         channel: &Channel,
-        acks: &Arc<Acknowledger>,
+        acks: &Acknowledger,
         tracker: &TaskTracker,
         abandon: &CancellationToken,
     ) -> bool {
@@ -138,17 +137,16 @@ impl<S: Store> Session<'_, S> {
             };
             match next {
                 Some(Ok(delivery)) => {
-                    acks.delivered(delivery.delivery_tag);
+                    let unsettled = acks.receive(delivery.delivery_tag);
                     let task = DeliveryTask {
                         settings: self.settings.clone(),
                         service: self.service.clone(),
                         channel: channel.clone(),
-                        acks: acks.clone(),
                         received: Instant::now(),
                         in_hand: metrics::InHand::take(),
                         abandon: abandon.clone(),
                     };
-                    tracker.spawn(task.run(delivery));
+                    tracker.spawn(task.run(delivery, unsettled));
                 }
                 Some(Err(error)) => {
                     tracing::warn!(%error, "consumer failed");
@@ -176,13 +174,6 @@ impl<S: Store> Session<'_, S> {
             ),
         }
     }
-}
-
-/// Acks due that are sent at once rather than within `FLUSH_AFTER`: an
-/// eighth of the prefetch, so that the broker's window of unacknowledged
-/// deliveries is never held shut by acks waiting for company.
-fn ack_batch(prefetch: u16) -> usize {
-    usize::from(prefetch / 8).max(1)
 }
 
 /// Opens the channel, declares the topology, sets the prefetch and

@@ -71,11 +71,10 @@ enum Command {
 }
 
 /// Loads the configuration (files, environment) and validates it whole:
-/// each section, then the URLs with the parsers of the clients that will
-/// use them.
+/// each section (AMQP URLs included), then the Redis URL with the parser
+/// of the client that will use it.
 pub fn load_settings() -> Result<Settings, SettingsError> {
     let settings = Settings::load()?;
-    crate::amqp::validate(&settings)?;
     crate::redis::validate(&settings)?;
     Ok(settings)
 }

@@ -523,6 +523,31 @@ mod tests {
     }
 
     #[test]
+    fn a_url_that_is_not_amqp_names_its_key() {
+        for (var, value, key) in [
+            ("LCM__AMQP__URL", "http://x", "amqp.url"),
+            ("LCM__AMQP__URLS", "amqp://a/%2f,http://b", "amqp.urls"),
+        ] {
+            let error = Settings::load_from(None, env(&[(var, value)])).unwrap_err();
+            assert!(error.to_string().contains(key), "{var}={value}: {error}");
+        }
+        let urls = "amqp://a/%2f,amqps://b:5671/%2f";
+        Settings::load_from(None, env(&[("LCM__AMQP__URLS", urls)])).unwrap();
+    }
+
+    #[test]
+    fn a_refused_amqp_url_is_not_quoted_back() {
+        // The parser quotes the whole URL in its error.
+        for var in ["LCM__AMQP__URL", "LCM__AMQP__URLS"] {
+            let error = Settings::load_from(None, env(&[(var, "amqp:guest:s3cret@host")]))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("not an AMQP URL"), "{error}");
+            assert!(!error.contains("s3cret"), "{error}");
+        }
+    }
+
+    #[test]
     fn sentinels_come_from_a_comma_list_with_or_without_a_scheme() {
         let s = Settings::load_from(
             None,

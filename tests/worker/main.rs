@@ -18,6 +18,7 @@ mod hostile {
     mod bounds;
     mod frames;
     mod loops;
+    mod reply_to;
 }
 
 /// Running it: commands, metrics, health, logs, secrets, the in-process worker.
