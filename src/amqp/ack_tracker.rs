@@ -13,7 +13,12 @@
 //! since the broker has already let them go. Tags are per channel, so each
 //! channel has its own tracker, and tag 0 is never sent.
 
-use std::collections::BTreeMap;
+//!
+//! The cost of each call is proportional to the acks it concerns, never to
+//! how far the tags have run ahead of a stalled delivery: settling is
+//! amortised O(1), and a flush walks only the acks due.
+
+use std::collections::VecDeque;
 
 /// An acknowledgement to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,16 +29,30 @@ pub enum Ack {
     One(u64),
 }
 
+/// What is known of a tag above the watermark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// Not settled yet (or never delivered on this channel).
+    InHand,
+    /// To be acknowledged: its ack is due and not yet sent.
+    Due,
+    /// Settled and gone from the broker's unacknowledged set: rejected, or
+    /// acknowledged on its own.
+    Gone,
+}
+
 /// The settled tags of one channel, and what is still to be acknowledged.
 #[derive(Debug, Default)]
 pub struct AckTracker {
     /// Every tag at or below it is settled and covered by an ack sent or due.
     watermark: u64,
-    /// Settled tags above the watermark: `true` while an ack is due,
-    /// `false` once rejected or acknowledged on their own.
-    above: BTreeMap<u64, bool>,
+    /// The tags above the watermark, from `watermark + 1` on.
+    above: VecDeque<Slot>,
     /// The highest tag at or below the watermark whose ack is due.
     due_up_to: Option<u64>,
+    /// Tags acknowledged above the watermark since the last flush: sent on
+    /// their own, in tag order, unless the watermark passes them first.
+    due_alone: Vec<u64>,
     /// Acks due since the last flush.
     due: usize,
 }
@@ -47,22 +66,20 @@ impl AckTracker {
     /// The request of `tag` is to be acknowledged. Returns how many acks
     /// are due now, for the caller's flush-on-count.
     pub fn acked(&mut self, tag: u64) -> usize {
-        if tag <= self.watermark || tag == 0 || self.above.contains_key(&tag) {
-            return self.due;
+        if self.settle(tag, Slot::Due) {
+            self.due += 1;
+            self.due_alone.push(tag);
+            self.advance();
         }
-        self.above.insert(tag, true);
-        self.due += 1;
-        self.advance();
         self.due
     }
 
-    /// The request of `tag` was rejected on its own, already sent.
+    /// The request of `tag` was rejected (or requeued) on its own, already
+    /// sent.
     pub fn rejected(&mut self, tag: u64) {
-        if tag <= self.watermark || tag == 0 || self.above.contains_key(&tag) {
-            return;
+        if self.settle(tag, Slot::Gone) {
+            self.advance();
         }
-        self.above.insert(tag, false);
-        self.advance();
     }
 
     /// The highest tag below which every delivery is settled.
@@ -73,25 +90,56 @@ impl AckTracker {
     /// Everything due, in the order to send it: one multiple ack up to the
     /// watermark, then each settled tag above it on its own.
     pub fn flush(&mut self) -> Vec<Ack> {
-        let mut acks = Vec::new();
+        let mut acks = Vec::with_capacity(self.due_alone.len() + 1);
         if let Some(tag) = self.due_up_to.take() {
             acks.push(Ack::UpTo(tag));
         }
-        for (tag, due) in &mut self.above {
-            if *due {
-                acks.push(Ack::One(*tag));
-                *due = false;
+        let mut alone = std::mem::take(&mut self.due_alone);
+        alone.sort_unstable();
+        for tag in alone {
+            // At or below the watermark, the multiple ack covers it.
+            if tag > self.watermark {
+                let slot = self.slot(tag);
+                *slot = Slot::Gone;
+                acks.push(Ack::One(tag));
             }
         }
         self.due = 0;
         acks
     }
 
+    /// Marks `tag` settled as `state`; false when it was settled already,
+    /// is at or below the watermark, or is 0.
+    fn settle(&mut self, tag: u64, state: Slot) -> bool {
+        if tag <= self.watermark {
+            return false;
+        }
+        let slot = self.slot(tag);
+        if *slot != Slot::InHand {
+            return false;
+        }
+        *slot = state;
+        true
+    }
+
+    /// The slot of `tag`, which is above the watermark.
+    fn slot(&mut self, tag: u64) -> &mut Slot {
+        let index = usize::try_from(tag - self.watermark - 1).expect("tags in hand fit memory");
+        if index >= self.above.len() {
+            self.above.resize(index + 1, Slot::InHand);
+        }
+        &mut self.above[index]
+    }
+
     /// Moves the watermark over the settled tags that follow it.
     fn advance(&mut self) {
-        while let Some(due) = self.above.remove(&(self.watermark + 1)) {
+        while let Some(&slot) = self.above.front() {
+            if slot == Slot::InHand {
+                break;
+            }
+            self.above.pop_front();
             self.watermark += 1;
-            if due {
+            if slot == Slot::Due {
                 self.due_up_to = Some(self.watermark);
             }
         }
@@ -215,5 +263,147 @@ mod tests {
         assert_eq!(acks.acked(1), 2);
         acks.flush();
         assert_eq!(acks.acked(3), 1);
+    }
+
+    #[test]
+    fn a_reject_above_the_watermark_is_never_acked_at_the_flush() {
+        let mut acks = AckTracker::new();
+        acks.acked(1);
+        // Tag 2 in hand; 3 rejected, 4 acked, then the flush.
+        acks.rejected(3);
+        acks.acked(4);
+        assert_eq!(acks.flush(), [Ack::UpTo(1), Ack::One(4)]);
+        acks.acked(2);
+        // The watermark passes 3 and 4, gone already: only 2 is due.
+        assert_eq!(acks.flush(), [Ack::UpTo(2)]);
+        assert_eq!(acks.watermark(), 4);
+    }
+
+    #[test]
+    fn a_stuck_delivery_later_rejected_releases_the_watermark_without_an_ack() {
+        let mut acks = AckTracker::new();
+        for tag in 2..=5 {
+            acks.acked(tag);
+        }
+        assert_eq!(
+            acks.flush(),
+            [Ack::One(2), Ack::One(3), Ack::One(4), Ack::One(5)]
+        );
+        acks.rejected(1);
+        assert_eq!(acks.watermark(), 5);
+        assert_eq!(acks.flush(), []);
+        acks.acked(6);
+        assert_eq!(acks.flush(), [Ack::UpTo(6)]);
+    }
+
+    #[test]
+    fn a_flush_behind_a_long_stall_sends_only_what_is_due() {
+        let mut acks = AckTracker::new();
+        // Tag 1 stalls while 100,000 others are settled and flushed.
+        for tag in 2..=100_001 {
+            acks.acked(tag);
+            if tag % 64 == 0 {
+                assert!(acks.flush().len() <= 64);
+            }
+        }
+        acks.flush();
+        acks.acked(100_002);
+        assert_eq!(acks.flush(), [Ack::One(100_002)]);
+        acks.acked(1);
+        assert_eq!(acks.flush(), [Ack::UpTo(1)]);
+        assert_eq!(acks.watermark(), 100_002);
+    }
+
+    mod against_the_broker {
+        //! The tracker driven at random against a model of the broker's
+        //! set of unacknowledged tags on one channel. RabbitMQ closes the
+        //! channel on an ack of a tag that is not outstanding, so every ack
+        //! must name one; a multiple ack must cover only settled tags; and
+        //! once everything settled is flushed, only the tags in hand remain.
+
+        use std::collections::BTreeSet;
+
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        #[derive(Debug, Clone)]
+        enum Step {
+            Deliver,
+            Ack(usize),
+            Reject(usize),
+            Flush,
+        }
+
+        fn step() -> impl Strategy<Value = Step> {
+            prop_oneof![
+                3 => Just(Step::Deliver),
+                3 => any::<usize>().prop_map(Step::Ack),
+                1 => any::<usize>().prop_map(Step::Reject),
+                2 => Just(Step::Flush),
+            ]
+        }
+
+        /// Sends `acks` to the model: the broker's unacknowledged tags.
+        fn send(acks: Vec<Ack>, outstanding: &mut BTreeSet<u64>, acked: &BTreeSet<u64>) {
+            for ack in acks {
+                match ack {
+                    Ack::One(tag) => {
+                        assert!(outstanding.remove(&tag), "ack of {tag}, not outstanding");
+                        assert!(acked.contains(&tag), "ack of {tag}, not settled");
+                    }
+                    Ack::UpTo(tag) => {
+                        assert!(
+                            outstanding.contains(&tag),
+                            "multiple ack of {tag}, not outstanding"
+                        );
+                        let covered: Vec<u64> = outstanding.range(..=tag).copied().collect();
+                        for covered in covered {
+                            assert!(
+                                acked.contains(&covered),
+                                "multiple ack up to {tag} covers {covered}, in hand"
+                            );
+                            outstanding.remove(&covered);
+                        }
+                    }
+                }
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn every_ack_names_an_outstanding_settled_tag(steps in prop::collection::vec(step(), 1..300)) {
+                let mut tracker = AckTracker::new();
+                let mut outstanding = BTreeSet::new();
+                let mut in_hand: Vec<u64> = Vec::new();
+                let mut acked = BTreeSet::new();
+                let mut next = 1;
+                for step in steps {
+                    match step {
+                        Step::Deliver => {
+                            outstanding.insert(next);
+                            in_hand.push(next);
+                            next += 1;
+                        }
+                        Step::Ack(pick) if !in_hand.is_empty() => {
+                            let tag = in_hand.swap_remove(pick % in_hand.len());
+                            acked.insert(tag);
+                            tracker.acked(tag);
+                        }
+                        Step::Reject(pick) if !in_hand.is_empty() => {
+                            let tag = in_hand.swap_remove(pick % in_hand.len());
+                            // Sent at once, before it is recorded.
+                            prop_assert!(outstanding.remove(&tag));
+                            tracker.rejected(tag);
+                        }
+                        Step::Flush => send(tracker.flush(), &mut outstanding, &acked),
+                        Step::Ack(_) | Step::Reject(_) => {}
+                    }
+                }
+                send(tracker.flush(), &mut outstanding, &acked);
+                let left: BTreeSet<u64> = in_hand.into_iter().collect();
+                prop_assert_eq!(outstanding, left);
+            }
+        }
     }
 }

@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use lapin::options::{BasicAckOptions, BasicRejectOptions};
+use futures_util::future::try_join_all;
+use lapin::options::{BasicAckOptions, BasicNackOptions, BasicRejectOptions};
 use lapin::Channel;
 use tokio::sync::{Mutex, Notify};
 use tokio::task::JoinHandle;
@@ -122,6 +123,19 @@ impl Unsettled {
         tracker.rejected(self.tag);
         Ok(())
     }
+
+    /// Gives the request back to RabbitMQ for redelivery, before any
+    /// later ack can cover it.
+    pub async fn requeue(self) -> lapin::Result<()> {
+        let mut tracker = self.shared.tracker.lock().await;
+        let options = BasicNackOptions {
+            multiple: false,
+            requeue: true,
+        };
+        self.shared.channel.basic_nack(self.tag, options).await?;
+        tracker.rejected(self.tag);
+        Ok(())
+    }
 }
 
 impl Shared {
@@ -143,16 +157,25 @@ impl Shared {
     /// it every unacknowledged request: RabbitMQ redelivers them.
     async fn flush(&self) {
         let mut tracker = self.tracker.lock().await;
-        for ack in tracker.flush() {
+        let acks = tracker.flush();
+        if acks.is_empty() {
+            return;
+        }
+        let count = acks.len();
+        // Queued all at once, so that lapin writes them together instead of
+        // one trip to its I/O thread each (behind a stalled delivery every
+        // ack goes alone). Their order does not matter: they name disjoint
+        // tags. The lock is held until they are written, so no reject
+        // overtakes them.
+        let sent = acks.into_iter().map(|ack| {
             let (tag, multiple) = match ack {
                 Ack::UpTo(tag) => (tag, true),
                 Ack::One(tag) => (tag, false),
             };
-            let options = BasicAckOptions { multiple };
-            if let Err(error) = self.channel.basic_ack(tag, options).await {
-                tracing::warn!(%error, tag, "ack failed; RabbitMQ will redeliver");
-                return;
-            }
+            self.channel.basic_ack(tag, BasicAckOptions { multiple })
+        });
+        if let Err(error) = try_join_all(sent).await {
+            tracing::warn!(%error, count, "ack failed; RabbitMQ will redeliver");
         }
     }
 }

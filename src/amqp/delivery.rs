@@ -44,12 +44,14 @@ impl<S: Store> DeliveryTask<S> {
     /// connection.
     pub async fn run(self, delivery: Delivery, unsettled: Unsettled) {
         let properties = request_properties(&delivery);
+        let redelivered = delivery.redelivered;
+        let body = delivery.data;
         let span = tracing::info_span!(
             "delivery",
             correlation_id = properties.reply_correlation_id().unwrap_or(""),
             callid = field::Empty,
             source = field::Empty,
-            redelivered = delivery.redelivered,
+            redelivered,
         );
         let abandon = self.abandon.clone();
         async {
@@ -57,23 +59,21 @@ impl<S: Store> DeliveryTask<S> {
                 _ = abandon.cancelled() => {
                     tracing::debug!("connection lost before the request was settled; RabbitMQ redelivers it");
                 }
-                _ = self.handle(&delivery, &properties, unsettled) => {}
+                _ = self.handle(body, &properties, unsettled) => {}
             }
         }
         .instrument(span)
         .await;
     }
 
-    async fn handle(
-        &self,
-        delivery: &Delivery,
-        properties: &RequestProperties,
-        unsettled: Unsettled,
-    ) {
+    async fn handle(&self, body: Vec<u8>, properties: &RequestProperties, unsettled: Unsettled) {
         let decided = self
             .service
-            .handle_guarded(&delivery.data, properties, self.received)
+            .handle_guarded(&body, properties, self.received)
             .await;
+        // Only the reply is needed from here on, which may be republished
+        // until the deadline: a large request body is not held that long.
+        drop(body);
         let Some(handled) = decided else {
             return self
                 .dead_letter(unsettled, DeadLetter::Panicked, UNKNOWN_KIND)
@@ -113,12 +113,19 @@ impl<S: Store> DeliveryTask<S> {
         let deadline = self.received + self.settings.request_deadline();
         let mut backoff = Backoff::new(REPUBLISH_START, REPUBLISH_CAP);
         loop {
-            let outcome = publish(&self.channel, &amqp.reply_exchange, &amqp.app_id, reply)
-                .await
-                .unwrap_or_else(|error| {
-                    tracing::warn!(%error, "publishing the reply failed");
-                    PublishOutcome::Failed
-                });
+            let confirm_wait = self.settings.request_deadline();
+            let outcome = publish(
+                &self.channel,
+                &amqp.reply_exchange,
+                &amqp.app_id,
+                reply,
+                confirm_wait,
+            )
+            .await
+            .unwrap_or_else(|error| {
+                tracing::warn!(%error, "publishing the reply failed");
+                PublishOutcome::Failed
+            });
             let channel = if self.channel.status().connected() {
                 ChannelState::Open
             } else {
@@ -142,6 +149,20 @@ impl<S: Store> DeliveryTask<S> {
                 Settle::DeadLetter(why) => {
                     tracing::debug!(?outcome, "last publish of the reply");
                     return self.dead_letter(unsettled, why, kind).await;
+                }
+                Settle::Requeue => {
+                    self.in_hand.release();
+                    let wait_ms = self.settings.limits.request_deadline_ms;
+                    match unsettled.requeue().await {
+                        Ok(()) => tracing::warn!(
+                            wait_ms,
+                            "reply not confirmed in time; the request goes back for redelivery"
+                        ),
+                        Err(error) => {
+                            tracing::warn!(%error, "requeue failed; RabbitMQ will redeliver the request")
+                        }
+                    }
+                    return;
                 }
                 Settle::LeaveForRedelivery => {
                     tracing::warn!("channel lost before the reply was confirmed; leaving the request for redelivery");

@@ -41,6 +41,17 @@ pub(super) enum SessionError {
     Lost { consumed: bool },
 }
 
+/// How consuming ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// The worker is stopping.
+    Shutdown,
+    /// The broker cancelled the consumer; the channel still works.
+    CancelledByBroker,
+    /// The channel or the connection is gone.
+    Lost,
+}
+
 /// One connection's life.
 pub(super) struct Session<'a, S> {
     pub settings: &'a Arc<Settings>,
@@ -89,38 +100,56 @@ impl<S: Store> Session<'_, S> {
         let abandon = CancellationToken::new();
         // Acks of this channel, batched; tags start again on a new channel.
         let acks = Acknowledger::start(channel.clone(), amqp.prefetch);
-        let stopped = self
+        let ended = self
             .consume(consumer, &channel, &acks, &tracker, &abandon)
             .await;
         self.state.set_consuming(false);
         tracker.close();
-        if !stopped {
-            drop(acks);
-            // The channel is gone, so nothing in hand can be acknowledged
-            // any more: stop those tasks rather than let them wait on
-            // confirms that may never resolve. RabbitMQ redelivers.
-            abandon.cancel();
-            return Err(lost(true));
+        match ended {
+            Ended::Shutdown => {
+                // Bounded, so that a silent broker cannot stretch the
+                // shutdown past the grace time by much.
+                let cancel = channel.basic_cancel(tag, BasicCancelOptions::default());
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, cancel).await;
+                self.drain(&tracker).await;
+            }
+            // The channel still works (the queue was deleted, say): finish
+            // what is in hand, so that requests already answered are not
+            // delivered and answered again.
+            Ended::CancelledByBroker => self.drain(&tracker).await,
+            Ended::Lost => {
+                // Nothing in hand can be settled on a lost channel: stop those
+                // tasks rather than let them wait on confirms that may never
+                // resolve. RabbitMQ redelivers.
+                abandon.cancel();
+            }
         }
-        // Bounded, so that a silent broker cannot stretch the shutdown
-        // past the grace time by much.
-        let cancel = channel.basic_cancel(tag, BasicCancelOptions::default());
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, cancel).await;
-        self.drain(&tracker).await;
-        // The last acks before the channel closes.
+        // The last acks before the channel closes (on a lost channel this
+        // fails at once).
         acks.finish(CLOSE_TIMEOUT).await;
+        let reason = match ended {
+            Ended::Shutdown => "worker shutting down",
+            Ended::CancelledByBroker | Ended::Lost => "worker reconnecting",
+        };
         let close = async {
-            let _ = channel.close(200, "worker shutting down".into()).await;
-            let _ = connection.close(200, "worker shutting down".into()).await;
+            if channel.status().connected() {
+                let _ = channel.close(200, reason.into()).await;
+            }
+            if connection.status().connected() {
+                let _ = connection.close(200, reason.into()).await;
+            }
         };
         match tokio::time::timeout(CLOSE_TIMEOUT, close).await {
-            Ok(()) => tracing::info!("AMQP channel and connection closed"),
-            Err(_) => tracing::warn!("AMQP close not confirmed in time; leaving it"),
+            Ok(()) => tracing::info!(reason, "AMQP channel and connection closed"),
+            Err(_) => tracing::warn!(reason, "AMQP close not confirmed in time; leaving it"),
         }
-        Ok(())
+        match ended {
+            Ended::Shutdown => Ok(()),
+            Ended::CancelledByBroker | Ended::Lost => Err(lost(true)),
+        }
     }
 
-    /// Hands deliveries to tasks until shutdown (`true`) or loss (`false`).
+    /// Hands deliveries to tasks until shutdown, or until the consumer ends.
     async fn consume(
         &self,
         mut consumer: lapin::Consumer,
@@ -128,11 +157,11 @@ impl<S: Store> Session<'_, S> {
         acks: &Acknowledger,
         tracker: &TaskTracker,
         abandon: &CancellationToken,
-    ) -> bool {
+    ) -> Ended {
         loop {
             let next = tokio::select! {
                 biased;
-                _ = self.shutdown.cancelled() => return true,
+                _ = self.shutdown.cancelled() => return Ended::Shutdown,
                 next = consumer.next() => next,
             };
             match next {
@@ -150,11 +179,15 @@ impl<S: Store> Session<'_, S> {
                 }
                 Some(Err(error)) => {
                     tracing::warn!(%error, "consumer failed");
-                    return false;
+                    return Ended::Lost;
+                }
+                None if channel.status().connected() => {
+                    tracing::warn!("consumer cancelled by the broker");
+                    return Ended::CancelledByBroker;
                 }
                 None => {
-                    tracing::warn!("consumer cancelled by the broker");
-                    return false;
+                    tracing::warn!("consumer ended with its channel");
+                    return Ended::Lost;
                 }
             }
         }

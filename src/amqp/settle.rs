@@ -31,6 +31,10 @@ pub enum Settle {
     Retry,
     /// Reject it without requeue, into the dead-letter queue.
     DeadLetter(DeadLetter),
+    /// Give it back to RabbitMQ for redelivery (`basic.nack` with requeue,
+    /// which RabbitMQ 4.3 and later do not count toward a quorum queue's
+    /// delivery limit).
+    Requeue,
     /// Leave it unacknowledged: RabbitMQ redelivers it when the channel
     /// closes.
     LeaveForRedelivery,
@@ -88,6 +92,9 @@ impl DeadLetter {
 /// - A failed publish on a lost channel leaves the request for
 ///   redelivery; on a channel still open the fault lies with this message,
 ///   so it is dead-lettered.
+/// - A reply whose confirm never came may or may not have been taken: the
+///   request goes back for redelivery, at-least-once like a lost channel,
+///   rather than holding its delivery tag for the life of the channel.
 pub fn settle(outcome: PublishOutcome, channel: ChannelState, before_deadline: bool) -> Settle {
     match (outcome, channel) {
         (PublishOutcome::Confirmed, _) => Settle::Ack { unroutable: false },
@@ -97,9 +104,11 @@ pub fn settle(outcome: PublishOutcome, channel: ChannelState, before_deadline: b
             Settle::DeadLetter(DeadLetter::ReplyRefused)
         }
         (PublishOutcome::Failed, ChannelState::Open) => Settle::DeadLetter(DeadLetter::ReplyFailed),
-        (PublishOutcome::Refused | PublishOutcome::Failed, ChannelState::Closed) => {
-            Settle::LeaveForRedelivery
-        }
+        (PublishOutcome::Unconfirmed, ChannelState::Open) => Settle::Requeue,
+        (
+            PublishOutcome::Refused | PublishOutcome::Failed | PublishOutcome::Unconfirmed,
+            ChannelState::Closed,
+        ) => Settle::LeaveForRedelivery,
     }
 }
 
@@ -107,7 +116,7 @@ pub fn settle(outcome: PublishOutcome, channel: ChannelState, before_deadline: b
 mod tests {
     use super::*;
     use ChannelState::{Closed, Open};
-    use PublishOutcome::{Confirmed, Failed, Refused, Returned};
+    use PublishOutcome::{Confirmed, Failed, Refused, Returned, Unconfirmed};
 
     #[test]
     fn every_row_of_the_policy() {
@@ -135,6 +144,10 @@ mod tests {
             (Failed, Open, false, failed),
             (Failed, Closed, true, Settle::LeaveForRedelivery),
             (Failed, Closed, false, Settle::LeaveForRedelivery),
+            (Unconfirmed, Open, true, Settle::Requeue),
+            (Unconfirmed, Open, false, Settle::Requeue),
+            (Unconfirmed, Closed, true, Settle::LeaveForRedelivery),
+            (Unconfirmed, Closed, false, Settle::LeaveForRedelivery),
         ];
         for (outcome, channel, before_deadline, expected) in rows {
             assert_eq!(
@@ -147,7 +160,7 @@ mod tests {
 
     #[test]
     fn nothing_is_retried_past_the_deadline() {
-        for outcome in [Confirmed, Returned, Refused, Failed] {
+        for outcome in [Confirmed, Returned, Refused, Failed, Unconfirmed] {
             for channel in [Open, Closed] {
                 assert_ne!(settle(outcome, channel, false), Settle::Retry);
             }

@@ -44,7 +44,12 @@ enum Command {
     },
     /// Validate the configuration, connect to RabbitMQ and Redis, declare the
     /// topology, and report; non-zero exit naming what failed.
-    Check,
+    Check {
+        /// Only validate the configuration and print it (TOML, passwords
+        /// redacted), without contacting RabbitMQ or Redis.
+        #[arg(long)]
+        offline: bool,
+    },
     /// Send one GetBusinessOutcome via Direct Reply-to and print the reply.
     /// Exits 0 for a BusinessOutCome reply, 1 for a WS_Error, 2 on failure.
     Request {
@@ -113,7 +118,12 @@ pub fn main() -> ExitCode {
 async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run => run_worker(settings).await.map(|()| ExitCode::SUCCESS),
-        Command::Check => check::run(&settings).await.map(|()| ExitCode::SUCCESS),
+        Command::Check { offline: true } => {
+            check::run_offline(&settings).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Check { offline: false } => {
+            check::run(&settings).await.map(|()| ExitCode::SUCCESS)
+        }
         Command::Seed {
             keep_existing,
             file,

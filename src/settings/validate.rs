@@ -43,10 +43,24 @@ fn positive(key: &'static str, value: u64) -> Result<(), SettingsError> {
 /// URL, password included, so it is never passed on.
 const NOT_AN_AMQP_URL: &str = "not an AMQP URL (amqp[s]://user:password@host:port/vhost)";
 
+/// The smallest `frame_max` RabbitMQ 4.1 and later accept before
+/// authentication: below it they reset the connection with no reason
+/// given, so a URL asking for less would fail every connection attempt.
+const MIN_FRAME_MAX: u32 = 8192;
+
 fn amqp_url(key: &'static str, url: &SecretUrl) -> Result<(), SettingsError> {
-    match url.expose().parse::<amq_protocol_uri::AMQPUri>() {
-        Ok(_) => Ok(()),
-        Err(_) => invalid(key, NOT_AN_AMQP_URL),
+    let Ok(uri) = url.expose().parse::<amq_protocol_uri::AMQPUri>() else {
+        return invalid(key, NOT_AN_AMQP_URL);
+    };
+    match uri.query.frame_max {
+        Some(frame_max) if frame_max > 0 && frame_max < MIN_FRAME_MAX => invalid(
+            key,
+            format!(
+                "frame_max={frame_max} is below {MIN_FRAME_MAX}: RabbitMQ 4.1 and later close \
+                 the connection before it opens; leave it unset to take the broker's"
+            ),
+        ),
+        _ => Ok(()),
     }
 }
 

@@ -33,6 +33,7 @@ mod operations {
 /// Faults survived: lost connections, broker restarts, fail-over, Redis
 /// outages and Sentinel, load, TLS.
 mod resilience {
+    mod acks;
     mod cluster;
     mod endpoints;
     mod faults;

@@ -148,7 +148,9 @@ async fn a_reply_refused_until_the_deadline_counts_as_dead_lettered_not_ok() {
         .start_worker(&[("LCM__LIMITS__REQUEST_DEADLINE_MS", "500")])
         .await;
     // A reply queue that is always full and refuses what comes: RabbitMQ
-    // answers every publish to it with a negative confirm.
+    // answers every publish to it with a negative confirm. Exclusive, so it
+    // goes with the test's connection (RabbitMQ 4.3 refuses a transient
+    // queue that is not exclusive).
     let queue = format!("{}.full", env.names.request_queue);
     let mut arguments = FieldTable::default();
     arguments.insert("x-max-length".into(), AMQPValue::LongInt(0));
@@ -160,7 +162,7 @@ async fn a_reply_refused_until_the_deadline_counts_as_dead_lettered_not_ok() {
         .queue_declare(
             queue.as_str().into(),
             QueueDeclareOptions {
-                auto_delete: true,
+                exclusive: true,
                 ..Default::default()
             },
             arguments,

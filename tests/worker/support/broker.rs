@@ -41,3 +41,15 @@ pub async fn connection_names(prefix: &str) -> Vec<String> {
     names.sort();
     names
 }
+
+/// Messages of `queue` delivered and not yet acknowledged, as the broker
+/// counts them.
+pub async fn unacknowledged(queue: &str) -> u64 {
+    let listing = rabbitmqctl_output(&["list_queues", "name", "messages_unacknowledged"]).await;
+    listing
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .find(|(name, _)| *name == queue)
+        .and_then(|(_, count)| count.trim().parse().ok())
+        .unwrap_or_else(|| panic!("queue {queue} not listed: {listing}"))
+}

@@ -8,6 +8,7 @@
 //! cluster of them (`rabbitmq_cluster`).
 
 mod broker;
+mod cancel_proxy;
 mod env;
 mod load;
 mod poison;
@@ -23,6 +24,7 @@ mod wait;
 mod worker;
 
 pub use broker::*;
+pub use cancel_proxy::*;
 pub use env::*;
 pub use load::*;
 pub use poison::*;
