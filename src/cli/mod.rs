@@ -37,6 +37,10 @@ enum Command {
     Run,
     /// Load calls and campaign outcome lists from a JSON file into Redis.
     Seed {
+        /// Leave the calls and campaigns already in Redis as they are, and
+        /// write only the missing ones (the default replaces them).
+        #[arg(long)]
+        keep_existing: bool,
         /// The seed file (see README, "Seed file").
         file: PathBuf,
     },
@@ -151,7 +155,19 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
         Command::Check { offline: false } => {
             check::run(&settings).await.map(|()| ExitCode::SUCCESS)
         }
-        Command::Seed { file } => run_seed(&settings, &file).await.map(|()| ExitCode::SUCCESS),
+        Command::Seed {
+            keep_existing,
+            file,
+        } => {
+            let existing = if keep_existing {
+                seed::Existing::Keep
+            } else {
+                seed::Existing::Replace
+            };
+            run_seed(&settings, &file, existing)
+                .await
+                .map(|()| ExitCode::SUCCESS)
+        }
         Command::Request {
             callid,
             account,
@@ -209,12 +225,23 @@ async fn run_request(settings: &Settings, args: &request::RequestArgs) -> anyhow
     }
 }
 
-async fn run_seed(settings: &Settings, file: &Path) -> anyhow::Result<()> {
+async fn run_seed(
+    settings: &Settings,
+    file: &Path,
+    existing: seed::Existing,
+) -> anyhow::Result<()> {
     let data = seed::read(file)?;
     let store = RedisStore::new(&settings.redis)?;
-    let seeded = seed::write(&store, &data).await?;
+    let seeded = seed::write(&store, &data, existing).await?;
+    let kept = match existing {
+        seed::Existing::Keep => format!(
+            "; kept {} calls and {} campaigns already there",
+            seeded.kept_calls, seeded.kept_campaigns
+        ),
+        seed::Existing::Replace => String::new(),
+    };
     answer(format_args!(
-        "seeded {} calls and {} campaigns under key prefix `{}`",
+        "seeded {} calls and {} campaigns under key prefix `{}`{kept}",
         seeded.calls, seeded.campaigns, settings.redis.key_prefix
     ))
 }

@@ -1,5 +1,9 @@
 //! The command line as users run it.
 
+use std::collections::HashMap;
+
+use deadpool_redis::redis::AsyncCommands;
+
 use crate::support::tls::TempFile;
 use crate::support::*;
 
@@ -217,4 +221,84 @@ async fn check_offline_refuses_an_unknown_key_from_the_file_or_the_environment()
         assert!(stderr.contains(expected), "{var}={value}: {stderr}");
         assert!(output.stdout.is_empty(), "{var}={value}");
     }
+}
+
+async fn run_seed(env: &TestEnv, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_lcm-worker"))
+        .arg("seed")
+        .args(args)
+        .envs(env.worker_env())
+        .output()
+        .await
+        .unwrap()
+}
+
+fn stdout_of(output: &std::process::Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+#[tokio::test]
+async fn seed_keep_existing_writes_only_the_missing_records_and_run_again_nothing() {
+    let env = TestEnv::new("cli-seed-keep").await;
+    let prefix = env.names.key_prefix.clone();
+    let file = std::env::temp_dir().join(format!("lcm-seed-{}.json", env.names.id));
+    std::fs::write(
+        &file,
+        r#"{"calls": {"c1": {"campaign_id": "1", "account_number": "A"},
+                      "c2": {"campaign_id": 2}},
+            "campaigns": {"1": [{"OutComeID": "101", "Description": "From the file"}],
+                          "2": [{"OutComeID": "201", "Description": "Two"}]}}"#,
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    // Already there, and edited since: call c1 and campaign 1.
+    env.seed_call("c1", &[("campaign_id", "1"), ("account_number", "edited")])
+        .await;
+    env.seed_outcomes("1", r#"[{"OutComeID":"101","Description":"Edited"}]"#)
+        .await;
+    let mut redis = env.redis.clone();
+
+    let first = stdout_of(&run_seed(&env, &["--keep-existing", file]).await);
+    assert_eq!(
+        first,
+        format!("seeded 1 calls and 1 campaigns under key prefix `{prefix}`; kept 1 calls and 1 campaigns already there\n")
+    );
+    let c1: HashMap<String, String> = redis.hgetall(format!("{prefix}:call:c1")).await.unwrap();
+    assert_eq!(c1["account_number"], "edited");
+    let c2: HashMap<String, String> = redis.hgetall(format!("{prefix}:call:c2")).await.unwrap();
+    assert_eq!(c2, HashMap::from([("campaign_id".into(), "2".into())]));
+    let list1: String = redis
+        .get(format!("{prefix}:campaign:1:outcomes"))
+        .await
+        .unwrap();
+    assert_eq!(list1, r#"[{"OutComeID":"101","Description":"Edited"}]"#);
+    let list2: String = redis
+        .get(format!("{prefix}:campaign:2:outcomes"))
+        .await
+        .unwrap();
+    assert_eq!(list2, r#"[{"OutComeID":"201","Description":"Two"}]"#);
+
+    let again = stdout_of(&run_seed(&env, &["--keep-existing", file]).await);
+    assert_eq!(
+        again,
+        format!("seeded 0 calls and 0 campaigns under key prefix `{prefix}`; kept 2 calls and 2 campaigns already there\n")
+    );
+    let c1_again: HashMap<String, String> =
+        redis.hgetall(format!("{prefix}:call:c1")).await.unwrap();
+    assert_eq!(c1_again, c1);
+
+    // Without the option the file's records replace what is there.
+    let replaced = stdout_of(&run_seed(&env, &[file]).await);
+    assert_eq!(
+        replaced,
+        format!("seeded 2 calls and 2 campaigns under key prefix `{prefix}`\n")
+    );
+    let c1: HashMap<String, String> = redis.hgetall(format!("{prefix}:call:c1")).await.unwrap();
+    assert_eq!(c1["account_number"], "A");
+    std::fs::remove_file(file).unwrap();
 }
