@@ -28,61 +28,26 @@ async fn metrics_count_each_request_kind_and_result() {
     worker
         .wait_counter("lcm_deliveries_in_hand", &[], 0.0)
         .await;
-    let count = |labels: &'static [&'static str]| worker.counter("lcm_requests_total", labels);
-    assert_eq!(
-        count(&["subtopic=\"GetBusinessOutcome\"", "result=\"ok\""]).await,
-        2.0
-    );
-    assert_eq!(
-        count(&[
-            "subtopic=\"GetBusinessOutcome\"",
-            "result=\"invalid_callid\""
-        ])
-        .await,
-        1.0
-    );
-    assert_eq!(
-        count(&[
-            "subtopic=\"GetBusinessOutcomeParent\"",
-            "result=\"parent_empty\""
-        ])
-        .await,
-        1.0
-    );
-    assert_eq!(
-        count(&["subtopic=\"unknown\"", "result=\"dead_lettered\""]).await,
-        1.0
-    );
-    assert_eq!(
-        worker
-            .counter("lcm_request_duration_seconds_count", &[])
-            .await,
-        5.0
-    );
-    // A call lookup for each of the four requests that reach Redis, one
-    // round trip each, and one outcome-list lookup: campaign 1's list is
-    // then reused from the cache.
-    for operation in ["call"] {
+    // Each request by kind and result; a call lookup for each of the four
+    // that reach Redis, one round trip each, and one outcome-list lookup:
+    // campaign 1's list is then reused from the cache.
+    #[rustfmt::skip]
+    let expected: [(&str, &[&str], f64); 7] = [
+        ("lcm_requests_total", &["subtopic=\"GetBusinessOutcome\"", "result=\"ok\""], 2.0),
+        ("lcm_requests_total", &["subtopic=\"GetBusinessOutcome\"", "result=\"invalid_callid\""], 1.0),
+        ("lcm_requests_total", &["subtopic=\"GetBusinessOutcomeParent\"", "result=\"parent_empty\""], 1.0),
+        ("lcm_requests_total", &["subtopic=\"unknown\"", "result=\"dead_lettered\""], 1.0),
+        ("lcm_request_duration_seconds_count", &[], 5.0),
+        ("lcm_redis_duration_seconds_count", &["operation=\"call\""], 4.0),
+        ("lcm_redis_duration_seconds_count", &["operation=\"outcomes\""], 1.0),
+    ];
+    for (family, labels, value) in expected {
         assert_eq!(
-            worker
-                .counter(
-                    "lcm_redis_duration_seconds_count",
-                    &[&format!("operation=\"{operation}\"")]
-                )
-                .await,
-            4.0,
-            "{operation}"
+            worker.counter(family, labels).await,
+            value,
+            "{family} {labels:?}"
         );
     }
-    assert_eq!(
-        worker
-            .counter(
-                "lcm_redis_duration_seconds_count",
-                &["operation=\"outcomes\""]
-            )
-            .await,
-        1.0
-    );
     let (_, text) = worker.get("/metrics").await.unwrap();
     assert!(
         text.contains("# TYPE lcm_request_duration_seconds histogram"),

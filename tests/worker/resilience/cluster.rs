@@ -146,29 +146,21 @@ async fn replies_to(
     queue: &str,
     sent: &Sent,
 ) -> ReplyTally {
-    let mut replies = ReplyTally::default();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while sent.ids.iter().any(|id| !replies.has(id)) && Instant::now() < deadline {
-        let Some(reply) = requester.next_reply().await else {
-            break;
-        };
+    let channel = requester.channel.clone();
+    let correct = |reply: &Reply| {
         let body = &reply.body;
         assert_eq!(
             body["message"]["response"][1]["OutComeID"], "102",
             "{body:?}"
         );
-        replies.record(&reply);
-    }
-    let channel = requester.channel.clone();
-    eventually("request queue drained and nothing in hand", || async {
+    };
+    let settled = || async {
         message_count(&channel, queue).await == 0
             && worker.counter("lcm_deliveries_in_hand", &[]).await == 0.0
-    })
-    .await;
-    while let Some(reply) = requester.try_next_reply() {
-        replies.record(&reply);
-    }
-    replies
+    };
+    requester
+        .replies_to_all(&sent.ids, Duration::from_secs(30), correct, settled)
+        .await
 }
 
 /// For a failed run: when each lost request was sent, in seconds after

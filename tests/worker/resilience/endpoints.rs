@@ -26,15 +26,10 @@ async fn the_worker_fails_over_to_the_second_endpoint_mid_load_and_loses_nothing
         a.connections() + b.connections() == 1
     })
     .await;
-    let (used, other) = if a.connections() == 1 {
-        ("A", "B")
+    let (used, other, first, second) = if a.connections() == 1 {
+        ("A", "B", a.clone(), b.clone())
     } else {
-        ("B", "A")
-    };
-    let (first, second) = if used == "A" {
-        (a.clone(), b.clone())
-    } else {
-        (b.clone(), a.clone())
+        ("B", "A", b.clone(), a.clone())
     };
     let mut requester = env.requester("desk").await;
 
@@ -54,27 +49,17 @@ async fn the_worker_fails_over_to_the_second_endpoint_mid_load_and_loses_nothing
     }
     fault.await.unwrap();
 
-    let mut replies = ReplyTally::default();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while replies.distinct() < SENT && Instant::now() < deadline {
-        let Some(reply) = requester.next_reply().await else {
-            break;
-        };
-        assert_eq!(
-            reply.body["subtopic"], "BusinessOutCome",
-            "{:?}",
-            reply.body
-        );
-        replies.record(&reply);
-    }
-    eventually("request queue drained and nothing in hand", || async {
+    let correct = |reply: &Reply| {
+        let body = &reply.body;
+        assert_eq!(body["subtopic"], "BusinessOutCome", "{body:?}");
+    };
+    let settled = || async {
         env.ready_count(&env.names.request_queue).await == 0
             && worker.counter("lcm_deliveries_in_hand", &[]).await == 0.0
-    })
-    .await;
-    while let Some(reply) = requester.try_next_reply() {
-        replies.record(&reply);
-    }
+    };
+    let replies = requester
+        .replies_to_all(&sent, Duration::from_secs(60), correct, settled)
+        .await;
 
     let answered = replies.answered(&sent);
     let duplicated = replies.duplicated();

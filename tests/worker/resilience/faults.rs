@@ -69,34 +69,21 @@ async fn steady_load_survives_two_amqp_cuts_and_a_redis_black_hole() {
     }
     faults.await.unwrap();
 
-    // Collect until every request has a reply, then until nothing is in
-    // flight anywhere, so that late duplicates are counted too.
-    let mut replies = ReplyTally::default();
     let mut kinds: HashMap<String, usize> = HashMap::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while replies.distinct() < SENT && Instant::now() < deadline {
-        let Some(reply) = requester.next_reply().await else {
-            break;
-        };
+    let count = |reply: &Reply| {
         let kind = match reply.body["subtopic"].as_str() {
             Some("WS_Error") => reply.error_message().to_owned(),
             other => other.unwrap_or("?").to_owned(),
         };
         *kinds.entry(kind).or_default() += 1;
-        replies.record(&reply);
-    }
-    eventually("request queue drained and nothing in hand", || async {
+    };
+    let settled = || async {
         env.ready_count(&env.names.request_queue).await == 0
             && worker.counter("lcm_deliveries_in_hand", &[]).await == 0.0
-    })
-    .await;
-    eventually("reply queue drained", || async {
-        requester.queued_replies().await == 0
-    })
-    .await;
-    while let Some(reply) = requester.try_next_reply() {
-        replies.record(&reply);
-    }
+    };
+    let replies = requester
+        .replies_to_all(&sent, Duration::from_secs(60), count, settled)
+        .await;
 
     let answered = replies.answered(&sent);
     let duplicated = replies.duplicated();

@@ -6,8 +6,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use crate::support::proxy::{Mode, Proxy};
 use crate::support::*;
 
@@ -68,13 +66,8 @@ async fn replicas_killed_and_replaced_under_load_answer_every_request_once_corre
     tokio::time::sleep(Duration::from_secs(2)).await; // load after the faults
     let sent = load.stop().await;
 
-    let mut replies = ReplyTally::default();
     let mut kinds: HashMap<String, usize> = HashMap::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while sent.ids.iter().any(|id| !replies.has(id)) && Instant::now() < deadline {
-        let Some(reply) = requester.next_reply().await else {
-            break;
-        };
+    let correct = |reply: &Reply| {
         let body = &reply.body;
         let correct = body["subtopic"] == "BusinessOutCome"
             && body["message"]["callid"] == "12345"
@@ -83,20 +76,18 @@ async fn replicas_killed_and_replaced_under_load_answer_every_request_once_corre
         let kind = if correct { "correct" } else { "wrong" };
         *kinds.entry(kind.to_owned()).or_default() += 1;
         assert!(correct, "{body}");
-        replies.record(&reply);
-    }
+    };
     let survivors = [&survivor, &replacement];
-    eventually("request queue drained and nothing in hand", || async {
+    let settled = || async {
         let mut in_hand = 0.0;
         for worker in survivors {
             in_hand += worker.counter("lcm_deliveries_in_hand", &[]).await;
         }
         env.ready_count(&env.names.request_queue).await == 0 && in_hand == 0.0
-    })
-    .await;
-    while let Some(reply) = requester.try_next_reply() {
-        replies.record(&reply);
-    }
+    };
+    let replies = requester
+        .replies_to_all(&sent.ids, Duration::from_secs(30), correct, settled)
+        .await;
     let total = sent.ids.len();
     let answered = replies.answered(&sent.ids);
     let dead_lettered = env.ready_count(&env.names.dead_letter_queue).await;

@@ -156,6 +156,42 @@ impl Requester {
         }
     }
 
+    /// Every reply to `sent`: waits up to `within` until each has one,
+    /// passing each reply to `check` (an assertion, or a count); then until
+    /// `settled` holds (the request queue drained, nothing in hand) and the
+    /// reply queue is empty, so that late duplicates are counted too.
+    pub async fn replies_to_all<S, Fut>(
+        &mut self,
+        sent: &HashSet<String>,
+        within: Duration,
+        mut check: impl FnMut(&Reply),
+        settled: S,
+    ) -> ReplyTally
+    where
+        S: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let mut replies = ReplyTally::default();
+        let deadline = Instant::now() + within;
+        while replies.answered(sent) < sent.len() && Instant::now() < deadline {
+            let Some(reply) = self.next_reply().await else {
+                break;
+            };
+            check(&reply);
+            replies.record(&reply);
+        }
+        eventually("request queue drained and nothing in hand", settled).await;
+        eventually("reply queue drained", || async {
+            self.queued_replies().await == 0
+        })
+        .await;
+        while let Some(reply) = self.try_next_reply() {
+            check(&reply);
+            replies.record(&reply);
+        }
+        replies
+    }
+
     /// Publishes a request and returns its correlation id.
     pub async fn send(&self, body: &Value) -> String {
         let correlation_id = new_correlation_id();
