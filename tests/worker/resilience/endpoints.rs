@@ -76,23 +76,14 @@ async fn the_worker_fails_over_to_the_second_endpoint_mid_load_and_loses_nothing
     );
     assert_eq!(lost, 0, "lost requests");
     assert_eq!(unknown, 0, "replies with unknown correlation ids");
-    assert_eq!(
-        first.connections(),
-        0,
-        "the cut endpoint still carries a connection"
-    );
-    assert_eq!(
-        second.connections(),
-        1,
-        "the worker is not connected through {other}"
-    );
+    let (cut, now) = (first.connections(), second.connections());
+    assert_eq!(cut, 0, "the cut endpoint still carries a connection");
+    assert_eq!(now, 1, "the worker is not connected through {other}");
     assert_eq!(ready, Some(200));
+    let logs = worker.logs();
     assert!(
-        worker.logs().contains(&second.host_port()),
+        logs.contains(&second.host_port()),
         "the attempts' URLs are logged"
     );
-    assert!(
-        !worker.logs().contains("guest:guest@"),
-        "a password was logged"
-    );
+    assert!(!logs.contains("guest:guest@"), "a password was logged");
 }
