@@ -16,7 +16,6 @@ use common::{stored_list, MemoryStore};
 
 const REQUEST: &[u8] = br#"{"channel":"LCM","topic":"WebService","subtopic":"GetBusinessOutCome","source":"agent-desktop-eu","data":{"callid":"12345","AccountNumber":"5|3|1|0|0|44|1"}}"#;
 
-
 fn benches(c: &mut Criterion) {
     c.bench_function("parse_request", |b| {
         b.iter(|| parse_request(black_box(REQUEST), 65536))

@@ -9,6 +9,7 @@
 
 mod data;
 mod error;
+mod json;
 mod kinds;
 mod reply;
 mod request;
