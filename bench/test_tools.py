@@ -143,8 +143,15 @@ class Helpers(unittest.TestCase):
         self.assertIsNone(out["sweeps"][1]["points"][0]["cpu_us_per_request"])
         data = tools.growth_data(out, "outcomes").splitlines()
         self.assertEqual(data, ["# outcomes: entries in the outcome list",
-                                "8 50.00 700 500.0", "80 100.00 900 500.0"])
-        self.assertEqual(tools.growth_data(out, "prefetch").splitlines()[1], "16 ? 50 900.0")
+                                "8 50.00 700 500.0 ?", "80 100.00 900 500.0 ?"])
+        self.assertEqual(tools.growth_data(out, "prefetch").splitlines()[1], "16 ? 50 900.0 ?")
+
+    def test_under_callgrind_the_idle_run_is_subtracted(self):
+        points = {("outcomes", "8"): (report(100, 1, 9, 1000), "--rate 100")}
+        ir = {("idle", "0"): 5_000_000, ("outcomes", "8"): 105_000_000}
+        out = tools.growth_report(points, {("outcomes", "8"): 10}, 100, {}, ir)
+        self.assertEqual(out["sweeps"][0]["points"][0]["instructions_per_request"], 100_000)
+        self.assertEqual(tools.growth_data(out, "outcomes").splitlines()[1], "8 100.00 9 100.0 100.00")
 
 
 if __name__ == "__main__":

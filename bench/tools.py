@@ -7,7 +7,7 @@
     tools.py gnuplot-data CSV                      a CSV as gnuplot reads it
     tools.py json-get FILE KEY...                  one value of a JSON report
     tools.py outcome-list ITEMS                    a stored list of ITEMS outcomes
-    tools.py growth-report OUT HZ COMMIT SECONDS   growth.sh's points as one JSON report
+    tools.py growth-report OUT HZ COMMIT SECONDS RATE   growth.sh's points as one JSON report
     tools.py growth-data JSON SWEEP                one sweep of that report as gnuplot data
     tools.py stall-table OUT HZ SECONDS HOLD_MS    stall.sh's held / free summary
 
@@ -332,9 +332,13 @@ GROWTH_SWEEPS = {
 }
 
 
-def growth_report(points, cpu, hz, meta):
-    """points: {(sweep, x): (bench JSON, load)}; cpu: {(sweep, x): worker ticks}.
-    The report growth.sh writes: meta, then per sweep its points by x."""
+def growth_report(points, cpu, hz, meta, ir=None):
+    """points: {(sweep, x): (bench JSON, load)}; cpu: {(sweep, x): worker ticks};
+    ir: {(sweep, x): worker instructions}, with ("idle", "0") a run without
+    requests, when the worker ran under callgrind. The report growth.sh
+    writes: meta, then per sweep its points by x."""
+    ir = ir or {}
+    idle = ir.get(("idle", "0"))
     sweeps = []
     for name, axis in GROWTH_SWEEPS.items():
         rows = []
@@ -342,8 +346,11 @@ def growth_report(points, cpu, hz, meta):
             if sweep != name:
                 continue
             answered = report["answered"]
+            instructions = ir.get((sweep, x))
             rows.append({"x": int(x), "load": load,
                          "cpu_us_per_request": cpu[(sweep, x)] / hz / answered * 1e6 if answered else None,
+                         "instructions_per_request": (instructions - idle) / answered
+                         if answered and instructions is not None and idle is not None else None,
                          "throughput_per_s": report["throughput_per_s"],
                          "latency_us": report["latency_us"],
                          "answered": answered, "lost": report["lost"], "wrong": report["wrong"]})
@@ -352,7 +359,7 @@ def growth_report(points, cpu, hz, meta):
     return dict(meta, sweeps=sweeps)
 
 
-def cmd_growth_report(out, hz, commit, seconds):
+def cmd_growth_report(out, hz, commit, seconds, rate):
     cpu = {(sweep, x): int(ticks) for sweep, x, ticks in read_pairs(os.path.join(out, "cpu.txt"), 3)}
     loads = {(sweep, x): load for sweep, x, load in
              (line.split(" ", 2) for line in open(os.path.join(out, "loads.txt")).read().splitlines())}
@@ -363,20 +370,27 @@ def cmd_growth_report(out, hz, commit, seconds):
                 points[key] = (json.load(f), load)
         except (OSError, ValueError):
             continue
-    meta = {"commit": commit, "seconds_per_point": int(seconds), "cpus": os.cpu_count(),
-            "machine": os.uname().machine, "kernel": os.uname().release}
-    print(json.dumps(growth_report(points, cpu, int(hz), meta), indent=1))
+    ir = {}
+    if os.path.exists(os.path.join(out, "ir.txt")):
+        ir = {(sweep, x): int(n) for sweep, x, n in read_pairs(os.path.join(out, "ir.txt"), 3)}
+    meta = {"commit": commit, "seconds_per_point": int(seconds), "rate": float(rate),
+            "cpus": os.cpu_count(),
+            "machine": os.uname().machine, "kernel": os.uname().release,
+            "worker_under_callgrind": bool(ir)}
+    print(json.dumps(growth_report(points, cpu, int(hz), meta, ir), indent=1))
 
 
 def growth_data(report, name):
     """One sweep of growth.sh's report as gnuplot data: x, CPU µs/request,
-    p99 µs, throughput /s."""
+    p99 µs, throughput /s, thousands of instructions per request."""
     sweep = next(s for s in report["sweeps"] if s["name"] == name)
     lines = [f"# {sweep['name']}: {sweep['x']}"]
     for point in sweep["points"]:
         cpu = point["cpu_us_per_request"]
+        ir = point.get("instructions_per_request")
         lines.append(f"{point['x']} {'?' if cpu is None else f'{cpu:.2f}'} "
-                     f"{point['latency_us']['p99']} {point['throughput_per_s']:.1f}")
+                     f"{point['latency_us']['p99']} {point['throughput_per_s']:.1f} "
+                     f"{'?' if ir is None else f'{ir / 1000:.2f}'}")
     return "\n".join(lines)
 
 
