@@ -95,12 +95,7 @@ if [[ ${1:-} == --plot ]]; then # --plot JSON DIR: draw the PNGs of an earlier r
   exit 0
 fi
 
-if [[ -n ${LCM_GROWTH_WORKER:-} ]]; then
-  bin=$LCM_GROWTH_WORKER
-else
-  nice -n 19 cargo build --release --quiet --bin lcm-worker
-  bin=target/release/lcm-worker
-fi
+bin=$(bench_binary "${LCM_GROWTH_WORKER:-}")
 commit=${LCM_GROWTH_COMMIT:-$(git describe --always --dirty 2>/dev/null || echo unknown)}
 run="growth-$$"
 bench_names "$run"

@@ -48,3 +48,15 @@ bench_stop() {
     wait "$1" 2>/dev/null || true
   fi
 }
+
+# bench_binary GIVEN: GIVEN when set (a binary to measure, nothing built),
+# else the release build of this checkout, built niced (fat LTO makes the
+# first build slow; a no-op when up to date). Prints the path.
+bench_binary() {
+  if [[ -n ${1:-} ]]; then
+    echo "$1"
+  else
+    nice -n 19 cargo build --release --quiet --bin lcm-worker >&2
+    echo target/release/lcm-worker
+  fi
+}

@@ -87,13 +87,7 @@ if ss -tlnH "( sport = :$port )" | grep -q .; then
   exit 2
 fi
 
-if [[ -n ${LCM_SOAK_WORKER:-} ]]; then
-  bin=$LCM_SOAK_WORKER
-else
-  # Fat LTO makes this slow the first time; a no-op when up to date.
-  nice -n 19 cargo build --release --quiet --bin lcm-worker
-  bin=target/release/lcm-worker
-fi
+bin=$(bench_binary "${LCM_SOAK_WORKER:-}")
 commit=$(git describe --always --dirty 2>/dev/null || echo unknown)
 mkdir -p "$out"
 

@@ -29,12 +29,7 @@ rounds=${2:-3}
 hold_ms=${LCM_STALL_HOLD_MS:-65000}
 concurrency=${LCM_STALL_CONCURRENCY:-64}
 
-if [[ -n ${LCM_STALL_WORKER:-} ]]; then
-  bin=$LCM_STALL_WORKER
-else
-  nice -n 19 cargo build --release --quiet --bin lcm-worker
-  bin=target/release/lcm-worker
-fi
+bin=$(bench_binary "${LCM_STALL_WORKER:-}")
 venv=target/bench-venv
 [[ -x $venv/bin/python ]] || python3 -m venv "$venv"
 "$venv/bin/python" -c 'import pika' 2>/dev/null \

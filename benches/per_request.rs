@@ -19,16 +19,14 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use lcm_worker::outcomes::OutcomeList;
 use lcm_worker::protocol::{parse_request, render_outcomes};
-use lcm_worker::protocol::{RequestKind, RequestProperties, Selection};
-use lcm_worker::service::Service;
+use lcm_worker::protocol::{RequestKind, Selection};
 use tokio::time::Instant;
 
 mod common;
-use common::{stored_list, MemoryStore};
+use common::{runtime, sample_properties, sample_service, stored_list};
 
 /// Counts every allocation (and reallocation) the program makes.
 struct Counting;
@@ -70,18 +68,9 @@ const MAX_ALLOCATIONS: &[(&str, f64)] = &[("parse", 4.0), ("render", 1.0), ("dec
 fn measure(case: &str, iterations: u64) -> (f64, f64) {
     let list = OutcomeList::parse("1", &stored_list()).expect("the sample list parses");
     let kind = RequestKind::from_subtopic("GetBusinessOutcome").expect("a served kind");
-    let store = MemoryStore::sample();
-    let service = Service::new(store, 65536, Duration::from_secs(2))
-        .with_outcome_cache(Duration::from_secs(3600));
-    let properties = RequestProperties {
-        reply_to: Some("amq.rabbitmq.reply-to.g1h2AA".into()),
-        correlation_id: Some("c-1".into()),
-        ..Default::default()
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let service = sample_service();
+    let properties = sample_properties();
+    let runtime = runtime();
     let run = || match case {
         "parse" => drop(black_box(parse_request(black_box(REQUEST), 65536))),
         "render" => drop(black_box(render_outcomes(

@@ -2,17 +2,15 @@
 //! request on top of I/O. `cargo bench --bench pure`.
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use lcm_worker::outcomes::OutcomeList;
 use lcm_worker::protocol::{parse_request, render_outcomes};
-use lcm_worker::protocol::{RequestKind, RequestProperties, Selection};
-use lcm_worker::service::Service;
+use lcm_worker::protocol::{RequestKind, Selection};
 use tokio::time::Instant;
 
 mod common;
-use common::{stored_list, MemoryStore};
+use common::{runtime, sample_properties, sample_service, stored_list};
 
 const REQUEST: &[u8] = br#"{"channel":"LCM","topic":"WebService","subtopic":"GetBusinessOutCome","source":"agent-desktop-eu","data":{"callid":"12345","AccountNumber":"5|3|1|0|0|44|1"}}"#;
 
@@ -31,18 +29,9 @@ fn benches(c: &mut Criterion) {
         b.iter(|| OutcomeList::parse("1", black_box(&stored)))
     });
 
-    let store = MemoryStore::sample();
-    let service = Service::new(store, 65536, Duration::from_secs(2))
-        .with_outcome_cache(Duration::from_secs(3600));
-    let properties = RequestProperties {
-        reply_to: Some("amq.rabbitmq.reply-to.g1h2AA".into()),
-        correlation_id: Some("c-1".into()),
-        ..Default::default()
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let service = sample_service();
+    let properties = sample_properties();
+    let runtime = runtime();
     c.bench_function("decide_with_memory_store", |b| {
         b.to_async(&runtime)
             .iter(|| service.handle(black_box(REQUEST), &properties, Instant::now()))

@@ -2,8 +2,10 @@
 //! in-memory store.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
-use lcm_worker::service::{CallRecord, Store, StoreError};
+use lcm_worker::protocol::RequestProperties;
+use lcm_worker::service::{CallRecord, Service, Store, StoreError};
 
 /// A campaign of 8 outcomes, as the campaign administration stores it.
 pub fn stored_list() -> String {
@@ -48,4 +50,28 @@ impl Store for MemoryStore {
     async fn outcome_list(&self, campaign_id: &str) -> Result<Option<String>, StoreError> {
         Ok(self.lists.get(campaign_id).cloned())
     }
+}
+
+/// The service over [`MemoryStore::sample`], its outcome list cached for
+/// an hour: after the first request every list is a cache hit.
+pub fn sample_service() -> Service<MemoryStore> {
+    Service::new(MemoryStore::sample(), 65536, Duration::from_secs(2))
+        .with_outcome_cache(Duration::from_secs(3600))
+}
+
+/// A request's properties as a Direct Reply-to requester sets them.
+pub fn sample_properties() -> RequestProperties {
+    RequestProperties {
+        reply_to: Some("amq.rabbitmq.reply-to.g1h2AA".into()),
+        correlation_id: Some("c-1".into()),
+        ..Default::default()
+    }
+}
+
+/// A single-threaded runtime for the async cases.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
 }

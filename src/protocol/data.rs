@@ -13,7 +13,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::error::WsError;
-use super::json::{first_key, FirstKey, Scalar, Skip, Text};
+use super::json::{first_key, visit_scalars_as, FirstKey, Scalar, Skip, Text};
 
 /// Every `data` key the worker reads: the common ones and each request
 /// kind's own (`RequestKind::data_fields`). Other keys are skipped unread.
@@ -154,18 +154,7 @@ impl<'de> Visitor<'de> for DataVisitor {
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Data::Other)
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Data::Other)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Data::Other)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Data::Other)
-    }
+    visit_scalars_as!(Data::Other);
     fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
         Ok(Data::Text(Cow::Borrowed(s)))
     }

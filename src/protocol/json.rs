@@ -55,6 +55,27 @@ impl<'de> Deserialize<'de> for Text<'de> {
     }
 }
 
+/// Visitor methods for a boolean or a number (with `arbitrary_precision`,
+/// numbers come as maps; these are for completeness) that a reader only
+/// notes: each answers `$value`.
+macro_rules! visit_scalars_as {
+    ($value:expr) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+    };
+}
+pub(super) use visit_scalars_as;
+
 /// The first key of an object, as `Value` classifies it.
 pub enum FirstKey<'de> {
     /// The object is a number (see the module doc); its value is read.
@@ -117,18 +138,7 @@ impl<'de> Visitor<'de> for SkipVisitor {
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Skip, E> {
-        Ok(Skip)
-    }
+    visit_scalars_as!(Skip);
     fn visit_str<E: de::Error>(self, _: &str) -> Result<Skip, E> {
         Ok(Skip)
     }

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use super::data::{Data, DataFields};
 use super::error::{cut, WsError, MAX_ECHO_BYTES};
-use super::json::{first_key, FirstKey, Scalar, Skip, Text};
+use super::json::{first_key, visit_scalars_as, FirstKey, Scalar, Skip, Text};
 use super::kinds::RequestKind;
 
 /// A request that passed every check that needs no cache.
@@ -49,6 +49,19 @@ pub struct Inbound {
     pub query: Result<Query, WsError>,
 }
 
+impl Inbound {
+    /// Nothing read yet: the parser fills it in as the checks pass.
+    fn undecided() -> Self {
+        Inbound {
+            source: None,
+            callid: String::new(),
+            kind: None,
+            is_reply: false,
+            query: Err(WsError::CallidEmpty),
+        }
+    }
+}
+
 /// A GetBusinessOutcome request body, as a requester sends it.
 pub fn request_body(source: &str, callid: &str, account: &str) -> Value {
     serde_json::json!({
@@ -61,13 +74,7 @@ pub fn request_body(source: &str, callid: &str, account: &str) -> Value {
 /// Parses and validates a request body (docs/protocol.md section 3, checks 1 to 5
 /// of section 5, in that order).
 pub fn parse_request(body: &[u8], max_bytes: usize) -> Inbound {
-    let mut inbound = Inbound {
-        source: None,
-        callid: String::new(),
-        kind: None,
-        is_reply: false,
-        query: Err(WsError::CallidEmpty),
-    };
+    let mut inbound = Inbound::undecided();
     let text = match read_text(body, max_bytes) {
         Ok(text) => text,
         Err(reason) => {
@@ -277,18 +284,7 @@ impl<'de> Visitor<'de> for BodyVisitor {
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Body(None))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Body(None))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Body(None))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Body(None))
-    }
+    visit_scalars_as!(Body(None));
     fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
         Ok(Body(None))
     }

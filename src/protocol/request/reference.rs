@@ -12,13 +12,7 @@ use crate::protocol::kinds::RequestKind;
 /// Parses and validates a request body (docs/protocol.md section 3, checks 1 to 5
 /// of section 5, in that order).
 pub(super) fn parse_request(body: &[u8], max_bytes: usize) -> Inbound {
-    let mut inbound = Inbound {
-        source: None,
-        callid: String::new(),
-        kind: None,
-        is_reply: false,
-        query: Err(WsError::CallidEmpty),
-    };
+    let mut inbound = Inbound::undecided();
     let mut object = match read_object(body, max_bytes) {
         Ok(object) => object,
         Err(reason) => {
