@@ -17,12 +17,14 @@ use crate::telemetry;
 /// Runs the worker, serving `/healthz`, `/readyz` and `/metrics` on
 /// `listener`, until `shutdown` is cancelled (by a signal, or by the
 /// caller), then drains and closes. Errors only on start-up problems: the
+/// settings are invalid (settings built in code are checked again here), the
 /// store cannot be built, or the broker refuses the topology.
 pub async fn run(
     settings: Settings,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    settings.validate()?;
     tracing::info!(config = ?settings, "starting lcm-worker {}", env!("CARGO_PKG_VERSION"));
     settings.warn_if_insecure();
     let settings = Arc::new(settings);

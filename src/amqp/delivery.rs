@@ -1,5 +1,7 @@
 //! One delivery's task: ask the service for the decision, publish the
-//! reply, and settle the request as [`settle`] says.
+//! reply, and settle the request as [`settle`] says. Every dead-letter,
+//! whatever its reason ([`DeadLetter`]), goes through
+//! [`DeliveryTask::dead_letter`], which logs and counts it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,14 +13,15 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{field, Instrument};
 
-use super::acknowledger::Acknowledger;
-use super::publisher::{publish, Reply};
-use super::settle::{settle, ChannelState, PublishOutcome, Settle};
+use super::acknowledger::Unsettled;
+use super::publisher::{publish, PublishOutcome, Reply};
+use super::settle::{settle, ChannelState, DeadLetter, Settle};
 use crate::backoff::Backoff;
-use crate::protocol::{RequestProperties, Unanswered, NOT_UTF8};
+use crate::protocol::{RequestProperties, NOT_UTF8};
 use crate::service::{Action, Handled, Service, Store};
 use crate::settings::Settings;
-use crate::telemetry::metrics::{self, InHand, RESULT_DEAD_LETTERED, UNKNOWN_KIND};
+use crate::telemetry::events::{ReplyUnroutable, RequestAnswered, RequestDeadLettered};
+use crate::telemetry::metrics::{InHand, UNKNOWN_KIND};
 
 /// Pauses between publishes of a refused reply.
 const REPUBLISH_START: Duration = Duration::from_millis(20);
@@ -29,7 +32,6 @@ pub(super) struct DeliveryTask<S> {
     pub settings: Arc<Settings>,
     pub service: Arc<Service<S>>,
     pub channel: Channel,
-    pub acks: Arc<Acknowledger>,
     pub received: Instant,
     /// Counts the delivery in hand until it is settled.
     pub in_hand: InHand,
@@ -40,14 +42,16 @@ pub(super) struct DeliveryTask<S> {
 impl<S: Store> DeliveryTask<S> {
     /// Handles the delivery until it is settled, or abandoned with its
     /// connection.
-    pub async fn run(self, delivery: Delivery) {
+    pub async fn run(self, delivery: Delivery, unsettled: Unsettled) {
         let properties = request_properties(&delivery);
+        let redelivered = delivery.redelivered;
+        let body = delivery.data;
         let span = tracing::info_span!(
             "delivery",
             correlation_id = properties.reply_correlation_id().unwrap_or(""),
             callid = field::Empty,
             source = field::Empty,
-            redelivered = delivery.redelivered,
+            redelivered,
         );
         let abandon = self.abandon.clone();
         async {
@@ -55,22 +59,25 @@ impl<S: Store> DeliveryTask<S> {
                 _ = abandon.cancelled() => {
                     tracing::debug!("connection lost before the request was settled; RabbitMQ redelivers it");
                 }
-                _ = self.handle(&delivery, &properties) => {}
+                _ = self.handle(body, &properties, unsettled) => {}
             }
         }
         .instrument(span)
         .await;
     }
 
-    async fn handle(&self, delivery: &Delivery, properties: &RequestProperties) {
+    async fn handle(&self, body: Vec<u8>, properties: &RequestProperties, unsettled: Unsettled) {
         let decided = self
             .service
-            .handle_guarded(&delivery.data, properties, self.received)
+            .handle_guarded(&body, properties, self.received)
             .await;
+        // Only the reply is needed from here on, which may be republished
+        // until the deadline: a large request body is not held that long.
+        drop(body);
         let Some(handled) = decided else {
-            tracing::error!("handler panicked; dead-lettering the request");
-            self.dead_letter(delivery, UNKNOWN_KIND).await;
-            return;
+            return self
+                .dead_letter(unsettled, DeadLetter::Panicked, UNKNOWN_KIND)
+                .await;
         };
         let span = tracing::Span::current();
         span.record("callid", handled.callid.as_str());
@@ -78,12 +85,8 @@ impl<S: Store> DeliveryTask<S> {
         let kind = handled.kind.map_or(UNKNOWN_KIND, |k| k.label());
         match &handled.action {
             Action::DeadLetter { why } => {
-                let property = match why {
-                    Unanswered::NotUtf8(name) => *name,
-                    _ => "",
-                };
-                tracing::warn!(reason = why.reason(), property, "request dead-lettered");
-                self.dead_letter(delivery, kind).await;
+                self.dead_letter(unsettled, DeadLetter::Unanswered(*why), kind)
+                    .await;
             }
             Action::Reply { route, body } => {
                 let reply = Reply {
@@ -91,7 +94,8 @@ impl<S: Store> DeliveryTask<S> {
                     body,
                     correlation_id: properties.reply_correlation_id(),
                 };
-                self.reply_and_settle(delivery, reply, &handled, kind).await;
+                self.reply_and_settle(unsettled, reply, &handled, kind)
+                    .await;
             }
         }
     }
@@ -100,7 +104,7 @@ impl<S: Store> DeliveryTask<S> {
     /// decision out.
     async fn reply_and_settle(
         &self,
-        delivery: &Delivery,
+        unsettled: Unsettled,
         reply: Reply<'_>,
         handled: &Handled,
         kind: &'static str,
@@ -109,12 +113,19 @@ impl<S: Store> DeliveryTask<S> {
         let deadline = self.received + self.settings.request_deadline();
         let mut backoff = Backoff::new(REPUBLISH_START, REPUBLISH_CAP);
         loop {
-            let outcome = publish(&self.channel, &amqp.reply_exchange, &amqp.app_id, reply)
-                .await
-                .unwrap_or_else(|error| {
-                    tracing::warn!(%error, "publishing the reply failed");
-                    PublishOutcome::Failed
-                });
+            let confirm_wait = self.settings.request_deadline();
+            let outcome = publish(
+                &self.channel,
+                &amqp.reply_exchange,
+                &amqp.app_id,
+                reply,
+                confirm_wait,
+            )
+            .await
+            .unwrap_or_else(|error| {
+                tracing::warn!(%error, "publishing the reply failed");
+                PublishOutcome::Failed
+            });
             let channel = if self.channel.status().connected() {
                 ChannelState::Open
             } else {
@@ -123,25 +134,35 @@ impl<S: Store> DeliveryTask<S> {
             match settle(outcome, channel, Instant::now() < deadline) {
                 Settle::Ack { unroutable } => {
                     if unroutable {
-                        tracing::warn!(
-                            route = reply.route.label(),
-                            routing_key = reply.route.routing_key(),
-                            "reply returned unroutable: nobody is listening; acknowledging the request"
-                        );
-                        metrics::reply_unroutable();
+                        ReplyUnroutable {
+                            route: reply.route.label(),
+                            routing_key: reply.route.routing_key(),
+                        }
+                        .emit();
                     }
-                    return self.ack(delivery, handled.result, kind).await;
+                    return self.ack(unsettled, handled.result, kind).await;
                 }
                 Settle::Retry => {
                     tracing::warn!("reply refused by RabbitMQ (nack); publishing again");
                     tokio::time::sleep(backoff.next_pause()).await;
                 }
-                Settle::DeadLetter => {
-                    tracing::error!(
-                        ?outcome,
-                        "reply not taken by RabbitMQ; dead-lettering the request"
-                    );
-                    return self.dead_letter(delivery, kind).await;
+                Settle::DeadLetter(why) => {
+                    tracing::debug!(?outcome, "last publish of the reply");
+                    return self.dead_letter(unsettled, why, kind).await;
+                }
+                Settle::Requeue => {
+                    self.in_hand.release();
+                    let wait_ms = self.settings.limits.request_deadline_ms;
+                    match unsettled.requeue().await {
+                        Ok(()) => tracing::warn!(
+                            wait_ms,
+                            "reply not confirmed in time; the request goes back for redelivery"
+                        ),
+                        Err(error) => {
+                            tracing::warn!(%error, "requeue failed; RabbitMQ will redeliver the request")
+                        }
+                    }
+                    return;
                 }
                 Settle::LeaveForRedelivery => {
                     tracing::warn!("channel lost before the reply was confirmed; leaving the request for redelivery");
@@ -151,22 +172,34 @@ impl<S: Store> DeliveryTask<S> {
         }
     }
 
-    async fn ack(&self, delivery: &Delivery, result: &'static str, kind: &'static str) {
+    async fn ack(&self, unsettled: Unsettled, result: &'static str, kind: &'static str) {
         self.in_hand.release();
         // Sent with others within a millisecond (see `Acknowledger`).
-        self.acks.ack(delivery.delivery_tag).await;
-        tracing::debug!(result, "answered");
-        metrics::request_settled(kind, result, self.received.elapsed());
+        unsettled.ack().await;
+        let elapsed = self.received.elapsed();
+        RequestAnswered {
+            kind,
+            result,
+            elapsed,
+        }
+        .emit();
     }
 
-    async fn dead_letter(&self, delivery: &Delivery, kind: &'static str) {
+    /// Rejects the request into the dead-letter queue, and logs and counts
+    /// why: the one way a request is dead-lettered.
+    async fn dead_letter(&self, unsettled: Unsettled, why: DeadLetter, kind: &'static str) {
         self.in_hand.release();
-        match self.acks.reject(delivery.delivery_tag).await {
-            Ok(_) => {
-                metrics::request_settled(kind, RESULT_DEAD_LETTERED, self.received.elapsed());
+        match unsettled.reject().await {
+            Ok(()) => RequestDeadLettered {
+                kind,
+                reason: why.reason(),
+                property: why.property(),
+                fault: why.is_fault(),
+                elapsed: self.received.elapsed(),
             }
+            .emit(),
             Err(error) => {
-                tracing::warn!(%error, "reject failed; RabbitMQ will redeliver the request");
+                tracing::warn!(%error, reason = why.reason(), "reject failed; RabbitMQ will redeliver the request");
             }
         }
     }

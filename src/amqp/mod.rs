@@ -1,16 +1,26 @@
-//! Every line that speaks AMQP (lapin): the connection and the broker
-//! endpoints it fails over between, the topology, confirmed publishing, the
-//! consumer, and the Direct Reply-to requester of the `request` and `bench`
-//! commands.
+//! Every line that speaks AMQP (lapin).
 //!
-//! The consumer, from the outside in: `supervisor` (one session after
-//! another; `failover` decides what follows a failed one), `session` (one
-//! connection's life), `delivery` (one delivery's task), `settle` (pure:
-//! what becomes of a request once its reply was offered), `acknowledger`
-//! with `acks` (pure: batched acknowledgements of one channel).
+//! The files in the order one request meets them:
+//! - `connection`: a named connection to the broker, plain or TLS;
+//!   `endpoints` and `failover` (pure): which cluster node to try next;
+//! - `supervisor`: one session after another, until shutdown;
+//!   `consumer_state`: whether a consumer is live, for `/readyz`;
+//! - `session`: one connection's life: `topology` declared, prefetch and
+//!   confirms set, consume, drain;
+//! - `delivery`: one delivery's task: the service's decision, the reply,
+//!   the settlement, and the one place that dead-letters;
+//! - `publisher`: the reply published and confirmed, as a
+//!   `PublishOutcome`; `settle` (pure): what then becomes of the request;
+//! - `acknowledger`: the acks of one channel, batched by its own flusher;
+//!   `ack_tracker` (pure): which settled tags one ack frame can cover.
+//!
+//! Beside the consumer: `requester`, the Direct Reply-to requester of the
+//! `request` and `bench` commands, and `connection::Probe` for `check`.
 
+mod ack_tracker;
 mod acknowledger;
-mod acks;
+mod connection;
+mod consumer_state;
 mod delivery;
 mod endpoints;
 mod failover;
@@ -21,20 +31,11 @@ mod settle;
 mod supervisor;
 pub mod topology;
 
-use std::io;
-use std::time::Duration;
-
-use anyhow::{anyhow, Context};
-use lapin::tcp::{AMQPUriTcpExt, RustlsConnector};
-use lapin::uri::{AMQPScheme, AMQPUri};
-use lapin::{Connection, ConnectionProperties};
-
+pub use self::connection::{connect, connect_first, replica_name, Probe};
+pub use self::consumer_state::ConsumerState;
 pub use self::requester::{ReceivedReply, Requester, Sent};
-pub use self::settle::{settle, ChannelState, PublishOutcome, Settle};
-pub use self::supervisor::{run, ConsumeError, ConsumerState};
+pub use self::supervisor::{run, ConsumeError};
 pub use self::topology::RequestQueueState;
-
-use crate::settings::{SecretUrl, Settings, SettingsError, TlsSettings};
 
 /// Log filter directives for lapin's own lines. lapin warns of every
 /// returned message with the whole message, body included (a 10 MB reply
@@ -42,123 +43,9 @@ use crate::settings::{SecretUrl, Settings, SettingsError, TlsSettings};
 /// unroutable reply instead.
 pub const QUIET_LOGS: &[&str] = &["lapin::returned_messages=error"];
 
-/// Why an AMQP URL was refused. lapin's parse error quotes the whole URL,
-/// password included, so it is never passed on.
-const NOT_AN_AMQP_URL: &str = "not an AMQP URL (amqp[s]://user:password@host:port/vhost)";
-
-/// Checks `amqp.url` and `amqp.urls` with the parser that will connect
-/// with them; the error names the key.
-pub fn validate(settings: &Settings) -> Result<(), SettingsError> {
-    let amqp = &settings.amqp;
-    let refused = |key| SettingsError::Invalid {
-        key,
-        reason: NOT_AN_AMQP_URL.to_owned(),
-    };
-    if parse(&amqp.url).is_err() {
-        return Err(refused("amqp.url"));
-    }
-    if amqp.urls.iter().any(|url| parse(url).is_err()) {
-        return Err(refused("amqp.urls"));
-    }
-    Ok(())
-}
-
-fn parse(url: &SecretUrl) -> io::Result<AMQPUri> {
-    url.expose()
-        .parse()
-        .map_err(|_: String| io::Error::other(NOT_AN_AMQP_URL))
-}
-
-/// Opens a connection named `name`, so that operators can tell it apart in
-/// the management UI. `amqps://` URLs use the rustls configuration of `tls`
-/// (`amqp.tls.*`).
-pub async fn connect(url: &SecretUrl, name: &str, tls: &TlsSettings) -> lapin::Result<Connection> {
-    let properties = ConnectionProperties::default().with_connection_name(name.into());
-    let uri = parse(url)?;
-    if uri.scheme == AMQPScheme::AMQP {
-        return Connection::connect_uri(uri, properties).await;
-    }
-    let config = crate::settings::tls::client_config(tls, &crate::settings::tls::AMQP_KEYS)
-        .map_err(io::Error::other)?;
-    let connector = RustlsConnector::from(config);
-    let runtime = lapin::runtime::default_runtime()?;
-    // lapin's own TLS set-up takes no custom verifier, so the TCP stream is
-    // opened plain and wrapped here with our rustls configuration.
-    let tls_connect = async move |uri: AMQPUri, runtime| {
-        let mut plain = uri.clone();
-        plain.scheme = AMQPScheme::AMQP;
-        let stream = plain.connect_async(&runtime).await?;
-        Ok(stream.into_rustls(&connector, &uri.authority.host).await?)
-    };
-    Connection::connector(uri, runtime, tls_connect, properties).await
-}
-
-/// Connects to the first of the configured endpoints that answers within
-/// `timeout`, in the configured order; for the one-shot commands. Returns
-/// the connection and the redacted URL it went to.
-pub async fn connect_first(
-    settings: &Settings,
-    name: &str,
-    timeout: Duration,
-) -> anyhow::Result<(Connection, String)> {
-    let mut failures = Vec::new();
-    for url in settings.amqp_urls() {
-        let tls = &settings.amqp.tls;
-        match tokio::time::timeout(timeout, connect(&url, name, tls)).await {
-            Ok(Ok(connection)) => return Ok((connection, url.redacted())),
-            Ok(Err(error)) => failures.push(format!("RabbitMQ at {url}: {error}")),
-            Err(_) => failures.push(format!("RabbitMQ at {url}: timed out after {timeout:?}")),
-        }
-    }
-    Err(anyhow!("{}", failures.join("; ")))
-}
-
-/// A connection for the `check` command.
-pub struct Probe {
-    connection: Connection,
-    url: String,
-}
-
-impl Probe {
-    /// Connects like [`connect_first`].
-    pub async fn connect(settings: &Settings, timeout: Duration) -> anyhow::Result<Self> {
-        let (connection, url) = connect_first(settings, "lcm-worker check", timeout).await?;
-        Ok(Self { connection, url })
-    }
-
-    /// The redacted URL it went to.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// Declares the topology; what the broker said of the request queue.
-    pub async fn declare_topology(&self, settings: &Settings) -> anyhow::Result<RequestQueueState> {
-        let channel = self
-            .connection
-            .create_channel()
-            .await
-            .context("RabbitMQ channel")?;
-        topology::declare(&channel, &settings.amqp)
-            .await
-            .context("RabbitMQ topology")
-    }
-
-    /// Closes the connection.
-    pub async fn close(self) {
-        let _ = self.connection.close(200, "check done".into()).await;
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
-
-    fn load(var: &str, value: &str) -> Result<(), SettingsError> {
-        let env = HashMap::from([(var.to_owned(), value.to_owned())]);
-        validate(&Settings::load_from(None, Some(env))?)
-    }
 
     #[test]
     fn the_quiet_log_directives_parse() {
@@ -170,24 +57,12 @@ mod tests {
     }
 
     #[test]
-    fn a_url_that_is_not_amqp_names_its_key() {
-        for (var, value, key) in [
-            ("LCM__AMQP__URL", "http://x", "amqp.url"),
-            ("LCM__AMQP__URLS", "amqp://a/%2f,http://b", "amqp.urls"),
-        ] {
-            let error = load(var, value).unwrap_err().to_string();
-            assert!(error.contains(key), "{var}={value}: {error}");
-        }
-        load("LCM__AMQP__URLS", "amqp://a/%2f,amqps://b:5671/%2f").unwrap();
-    }
-
-    #[test]
-    fn a_refused_amqp_url_is_not_quoted_back() {
-        // lapin's parser quotes the whole URL in its error.
-        for var in ["LCM__AMQP__URL", "LCM__AMQP__URLS"] {
-            let error = load(var, "amqp:guest:s3cret@host").unwrap_err().to_string();
-            assert!(error.contains("not an AMQP URL"), "{error}");
-            assert!(!error.contains("s3cret"), "{error}");
-        }
+    fn a_replica_is_named_by_app_id_host_and_pid() {
+        let name = replica_name("lcm-outcome-worker");
+        let pid = std::process::id();
+        assert!(name.starts_with("lcm-outcome-worker@"), "{name}");
+        assert!(name.ends_with(&format!(" pid {pid}")), "{name}");
+        let host = &name["lcm-outcome-worker@".len()..name.len() - format!(" pid {pid}").len()];
+        assert!(!host.is_empty(), "{name}");
     }
 }

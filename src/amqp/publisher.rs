@@ -1,10 +1,27 @@
 //! Publishes replies with publisher confirms (docs/protocol.md section 4).
 
+use std::time::Duration;
+
 use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Channel, Confirmation};
 
-use super::settle::PublishOutcome;
 use crate::protocol::ReplyRoute;
+
+/// How RabbitMQ took one publish of the reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishOutcome {
+    /// Routed and confirmed.
+    Confirmed,
+    /// Confirmed, but returned as unroutable: nobody is listening.
+    Returned,
+    /// Negatively confirmed: RabbitMQ could not take it.
+    Refused,
+    /// The publish or its confirm failed with an error.
+    Failed,
+    /// No confirm came within the wait: whether RabbitMQ took the reply
+    /// is unknown.
+    Unconfirmed,
+}
 
 /// A reply ready to publish.
 #[derive(Debug, Clone, Copy)]
@@ -17,13 +34,15 @@ pub(super) struct Reply<'a> {
     pub correlation_id: Option<&'a str>,
 }
 
-/// Publishes `reply` and waits for RabbitMQ's confirm. An `Err` means the
-/// channel or connection failed: the request must stay unacknowledged.
+/// Publishes `reply` and waits up to `confirm_wait` for RabbitMQ's
+/// confirm. An `Err` means the channel or connection failed: the request
+/// must stay unacknowledged.
 pub(super) async fn publish(
     channel: &Channel,
     reply_exchange: &str,
     app_id: &str,
     reply: Reply<'_>,
+    confirm_wait: Duration,
 ) -> lapin::Result<PublishOutcome> {
     let exchange = match reply.route {
         ReplyRoute::ReplyTo(_) => "",
@@ -39,17 +58,24 @@ pub(super) async fn publish(
         mandatory: reply.route.mandatory(),
         ..Default::default()
     };
-    let confirm = channel
-        .basic_publish(
-            exchange.into(),
-            reply.route.routing_key().into(),
-            options,
-            reply.body,
-            properties,
-        )
-        .await?
-        .await?;
-    Ok(match confirm {
+    let published = async {
+        channel
+            .basic_publish(
+                exchange.into(),
+                reply.route.routing_key().into(),
+                options,
+                reply.body,
+                properties,
+            )
+            .await?
+            .await
+    };
+    // The publish itself waits while the broker blocks publishers (a
+    // resource alarm), so the bound covers it as well as the confirm.
+    let Ok(confirm) = tokio::time::timeout(confirm_wait, published).await else {
+        return Ok(PublishOutcome::Unconfirmed);
+    };
+    Ok(match confirm? {
         Confirmation::Ack(None) | Confirmation::NotRequested => PublishOutcome::Confirmed,
         Confirmation::Ack(Some(_)) => PublishOutcome::Returned,
         Confirmation::Nack(_) => PublishOutcome::Refused,

@@ -16,9 +16,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::acknowledger::Acknowledger;
+use super::connection::{connect, replica_name};
+use super::consumer_state::ConsumerState;
 use super::delivery::DeliveryTask;
 use super::endpoints::Endpoint;
-use super::supervisor::ConsumerState;
 use super::topology::{self, Refusal, TopologyError};
 use crate::service::{Service, Store};
 use crate::settings::Settings;
@@ -40,6 +41,17 @@ pub(super) enum SessionError {
     Lost { consumed: bool },
 }
 
+/// How consuming ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// The worker is stopping.
+    Shutdown,
+    /// The broker cancelled the consumer; the channel still works.
+    CancelledByBroker,
+    /// The channel or the connection is gone.
+    Lost,
+}
+
 /// One connection's life.
 pub(super) struct Session<'a, S> {
     pub settings: &'a Arc<Settings>,
@@ -57,12 +69,13 @@ impl<S: Store> Session<'_, S> {
         let amqp = &self.settings.amqp;
         let url = endpoint.redacted;
         tracing::info!(url, endpoint = endpoint.index, "connecting to RabbitMQ");
-        let connect = super::connect(endpoint.url, &amqp.app_id, &amqp.tls);
-        let connection = tokio::time::timeout(CONNECT_TIMEOUT, connect)
-            .await
-            .map_err(|_| tracing::warn!(url, "AMQP connect timed out"))
-            .and_then(|r| r.map_err(|error| tracing::warn!(url, %error, "AMQP connect failed")))
-            .map_err(|()| lost(false))?;
+        let name = replica_name(&amqp.app_id);
+        let connection =
+            tokio::time::timeout(CONNECT_TIMEOUT, connect(endpoint.url, &name, &amqp.tls))
+                .await
+                .map_err(|_| tracing::warn!(url, "AMQP connect timed out"))
+                .and_then(|r| r.map_err(|error| tracing::warn!(url, %error, "AMQP connect failed")))
+                .map_err(|()| lost(false))?;
         // A broker that accepts the connection and then stops answering
         // must not hold the session here.
         let (channel, consumer) =
@@ -86,77 +99,95 @@ impl<S: Store> Session<'_, S> {
         let tracker = TaskTracker::new();
         let abandon = CancellationToken::new();
         // Acks of this channel, batched; tags start again on a new channel.
-        let acks = Acknowledger::new(channel.clone(), ack_batch(amqp.prefetch));
-        let flushing = CancellationToken::new();
-        let flusher = tokio::spawn(acks.clone().run(flushing.clone()));
-        let stopped = self
+        let acks = Acknowledger::start(channel.clone(), amqp.prefetch);
+        let ended = self
             .consume(consumer, &channel, &acks, &tracker, &abandon)
             .await;
         self.state.set_consuming(false);
         tracker.close();
-        if !stopped {
-            flusher.abort();
-            // The channel is gone, so nothing in hand can be acknowledged
-            // any more: stop those tasks rather than let them wait on
-            // confirms that may never resolve. RabbitMQ redelivers.
-            abandon.cancel();
-            return Err(lost(true));
+        match ended {
+            Ended::Shutdown => {
+                // Bounded, so that a silent broker cannot stretch the
+                // shutdown past the grace time by much.
+                let cancel = channel.basic_cancel(tag, BasicCancelOptions::default());
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, cancel).await;
+                self.drain(&tracker).await;
+            }
+            // The channel still works (the queue was deleted, say): finish
+            // what is in hand, so that requests already answered are not
+            // delivered and answered again.
+            Ended::CancelledByBroker => self.drain(&tracker).await,
+            Ended::Lost => {
+                // Nothing in hand can be settled on a lost channel: stop those
+                // tasks rather than let them wait on confirms that may never
+                // resolve. RabbitMQ redelivers.
+                abandon.cancel();
+            }
         }
-        // Bounded, so that a silent broker cannot stretch the shutdown
-        // past the grace time by much.
-        let cancel = channel.basic_cancel(tag, BasicCancelOptions::default());
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, cancel).await;
-        self.drain(&tracker).await;
-        // The last acks before the channel closes.
-        flushing.cancel();
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, flusher).await;
+        // The last acks before the channel closes (on a lost channel this
+        // fails at once).
+        acks.finish(CLOSE_TIMEOUT).await;
+        let reason = match ended {
+            Ended::Shutdown => "worker shutting down",
+            Ended::CancelledByBroker | Ended::Lost => "worker reconnecting",
+        };
         let close = async {
-            let _ = channel.close(200, "worker shutting down".into()).await;
-            let _ = connection.close(200, "worker shutting down".into()).await;
+            if channel.status().connected() {
+                let _ = channel.close(200, reason.into()).await;
+            }
+            if connection.status().connected() {
+                let _ = connection.close(200, reason.into()).await;
+            }
         };
         match tokio::time::timeout(CLOSE_TIMEOUT, close).await {
-            Ok(()) => tracing::info!("AMQP channel and connection closed"),
-            Err(_) => tracing::warn!("AMQP close not confirmed in time; leaving it"),
+            Ok(()) => tracing::info!(reason, "AMQP channel and connection closed"),
+            Err(_) => tracing::warn!(reason, "AMQP close not confirmed in time; leaving it"),
         }
-        Ok(())
+        match ended {
+            Ended::Shutdown => Ok(()),
+            Ended::CancelledByBroker | Ended::Lost => Err(lost(true)),
+        }
     }
 
-    /// Hands deliveries to tasks until shutdown (`true`) or loss (`false`).
+    /// Hands deliveries to tasks until shutdown, or until the consumer ends.
     async fn consume(
         &self,
         mut consumer: lapin::Consumer,
         channel: &Channel,
-        acks: &Arc<Acknowledger>,
+        acks: &Acknowledger,
         tracker: &TaskTracker,
         abandon: &CancellationToken,
-    ) -> bool {
+    ) -> Ended {
         loop {
             let next = tokio::select! {
                 biased;
-                _ = self.shutdown.cancelled() => return true,
+                _ = self.shutdown.cancelled() => return Ended::Shutdown,
                 next = consumer.next() => next,
             };
             match next {
                 Some(Ok(delivery)) => {
-                    acks.delivered(delivery.delivery_tag);
+                    let unsettled = acks.receive(delivery.delivery_tag);
                     let task = DeliveryTask {
                         settings: self.settings.clone(),
                         service: self.service.clone(),
                         channel: channel.clone(),
-                        acks: acks.clone(),
                         received: Instant::now(),
                         in_hand: metrics::InHand::take(),
                         abandon: abandon.clone(),
                     };
-                    tracker.spawn(task.run(delivery));
+                    tracker.spawn(task.run(delivery, unsettled));
                 }
                 Some(Err(error)) => {
                     tracing::warn!(%error, "consumer failed");
-                    return false;
+                    return Ended::Lost;
+                }
+                None if channel.status().connected() => {
+                    tracing::warn!("consumer cancelled by the broker");
+                    return Ended::CancelledByBroker;
                 }
                 None => {
-                    tracing::warn!("consumer cancelled by the broker");
-                    return false;
+                    tracing::warn!("consumer ended with its channel");
+                    return Ended::Lost;
                 }
             }
         }
@@ -176,13 +207,6 @@ impl<S: Store> Session<'_, S> {
             ),
         }
     }
-}
-
-/// Acks due that are sent at once rather than within `FLUSH_AFTER`: an
-/// eighth of the prefetch, so that the broker's window of unacknowledged
-/// deliveries is never held shut by acks waiting for company.
-fn ack_batch(prefetch: u16) -> usize {
-    usize::from(prefetch / 8).max(1)
 }
 
 /// Opens the channel, declares the topology, sets the prefetch and

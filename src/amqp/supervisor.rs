@@ -4,12 +4,12 @@
 //! row (docs/protocol.md section 7), or a stop on a topology the broker
 //! refuses before anything was served.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::consumer_state::ConsumerState;
 use super::endpoints::Endpoints;
 use super::failover::{FailOver, Failure, Next, Pace};
 use super::session::{Session, SessionError};
@@ -31,23 +31,6 @@ pub enum ConsumeError {
     /// start-up error (docs/protocol.md section 2).
     #[error(transparent)]
     Topology(#[from] TopologyError),
-}
-
-/// Whether the worker holds a live consumer now; `/readyz` reads it.
-#[derive(Debug, Clone, Default)]
-pub struct ConsumerState {
-    consuming: Arc<AtomicBool>,
-}
-
-impl ConsumerState {
-    pub(super) fn set_consuming(&self, consuming: bool) {
-        self.consuming.store(consuming, Ordering::SeqCst);
-    }
-
-    /// Whether the worker is consuming now.
-    pub fn consuming(&self) -> bool {
-        self.consuming.load(Ordering::SeqCst)
-    }
 }
 
 /// Consumes until `shutdown` is cancelled, reconnecting whenever the

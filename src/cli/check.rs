@@ -1,5 +1,7 @@
-//! The `check` command: is this configuration usable here and now?
+//! The `check` command: is this configuration usable here and now? With
+//! `--offline`, is it a valid configuration at all, and what does it come to?
 
+use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
@@ -11,11 +13,35 @@ use crate::settings::Settings;
 /// How long each probe may take before it counts as failed.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Prints the effective configuration (every key, after the files, the
+/// environment and the password files) as TOML with passwords redacted,
+/// without contacting RabbitMQ or Redis. Loading has already validated it
+/// whole, unknown keys included, so reaching here means it is valid.
+pub fn run_offline(settings: &Settings) -> anyhow::Result<()> {
+    settings.warn_if_insecure();
+    let effective = toml::to_string(settings).context("rendering the configuration")?;
+    // Written rather than printed: a closed standard output (`| head`) is
+    // an error to report, not a panic.
+    let mut out = std::io::stdout().lock();
+    write!(
+        out,
+        "# configuration: valid (LCM_CONFIG {}); RabbitMQ and Redis not contacted (--offline)\n\
+         # the effective settings, passwords redacted:\n{effective}",
+        lcm_config()
+    )
+    .and_then(|()| out.flush())
+    .context("writing to standard output")
+}
+
+/// The `LCM_CONFIG` file named in the environment, as reported.
+fn lcm_config() -> String {
+    std::env::var("LCM_CONFIG").unwrap_or_else(|_| "not set".to_owned())
+}
+
 /// Connects to RabbitMQ and Redis and declares the topology, printing
 /// what it finds on standard output as it goes; the error names what failed.
 pub async fn run(settings: &Settings) -> anyhow::Result<()> {
-    let config = std::env::var("LCM_CONFIG").unwrap_or_else(|_| "not set".to_owned());
-    println!("configuration: valid (LCM_CONFIG {config})");
+    println!("configuration: valid (LCM_CONFIG {})", lcm_config());
 
     let amqp = &settings.amqp;
     settings.warn_if_insecure();

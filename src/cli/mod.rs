@@ -40,7 +40,12 @@ enum Command {
     },
     /// Validate the configuration, connect to RabbitMQ and Redis, declare the
     /// topology, and report; non-zero exit naming what failed.
-    Check,
+    Check {
+        /// Only validate the configuration and print it (TOML, passwords
+        /// redacted), without contacting RabbitMQ or Redis.
+        #[arg(long)]
+        offline: bool,
+    },
     /// Send one GetBusinessOutcome via Direct Reply-to and print the reply.
     /// Exits 0 for a BusinessOutCome reply, 1 for a WS_Error, 2 on failure.
     Request {
@@ -67,11 +72,10 @@ enum Command {
 }
 
 /// Loads the configuration (files, environment) and validates it whole:
-/// each section, then the URLs with the parsers of the clients that will
-/// use them.
+/// each section (AMQP URLs included), then the Redis URL with the parser
+/// of the client that will use it.
 pub fn load_settings() -> Result<Settings, SettingsError> {
     let settings = Settings::load()?;
-    crate::amqp::validate(&settings)?;
     crate::redis::validate(&settings)?;
     Ok(settings)
 }
@@ -110,7 +114,12 @@ pub fn main() -> ExitCode {
 async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run => run_worker(settings).await.map(|()| ExitCode::SUCCESS),
-        Command::Check => check::run(&settings).await.map(|()| ExitCode::SUCCESS),
+        Command::Check { offline: true } => {
+            check::run_offline(&settings).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Check { offline: false } => {
+            check::run(&settings).await.map(|()| ExitCode::SUCCESS)
+        }
         Command::Seed { file } => run_seed(&settings, &file).await.map(|()| ExitCode::SUCCESS),
         Command::Request {
             callid,

@@ -5,9 +5,11 @@
 //! - `kinds`: the request kinds and the one dispatch on `subtopic`;
 //! - `reply`: success and `WS_Error` rendering;
 //! - `route`: where a reply goes, and its correlation id;
+//!   `direct_reply_to`: which Direct Reply-to addresses are safe to use;
 //! - `error`: [`WsError`], one variant per row of the error table.
 
 mod data;
+mod direct_reply_to;
 mod error;
 mod json;
 mod kinds;
@@ -16,8 +18,9 @@ mod request;
 mod route;
 
 pub use data::data_text;
+pub use direct_reply_to::DIRECT_REPLY_TO;
 pub use error::{cut, WsError, MAX_ECHO_BYTES};
 pub use kinds::{RequestKind, Select, Selection, KINDS, WS_ERROR_SUBTOPIC};
 pub use reply::{render_error, render_outcomes};
 pub use request::{parse_request, request_body, Inbound, Query};
-pub use route::{ReplyRoute, RequestProperties, Unanswered, DIRECT_REPLY_TO, NOT_UTF8};
+pub use route::{ReplyRoute, RequestProperties, Unanswered, NOT_UTF8};

@@ -1,9 +1,6 @@
 //! Where a reply goes (docs/protocol.md section 4). Pure.
 
-/// RabbitMQ's Direct Reply-to pseudo-queue, and the prefix of the reply
-/// addresses it hands out. A requester consumes it and names it in
-/// `reply_to`; the broker routes the reply back on the channel.
-pub const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
+use super::direct_reply_to::{is_issued_address, names_direct_reply_to};
 
 /// The AMQP properties of a request that decide how it is answered.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -66,6 +63,9 @@ pub enum Unanswered {
     /// Only `app_id` could route it, and it is the worker's own: the
     /// message is one of the worker's replies come back.
     OwnAppId,
+    /// `reply_to` names a Direct Reply-to address that RabbitMQ did not
+    /// issue: publishing to it can crash the broker's channel.
+    UnissuedDirectReplyTo,
     /// No `reply_to`, `source` or `app_id`.
     NoRoute,
 }
@@ -77,6 +77,9 @@ impl Unanswered {
             Self::NotUtf8(_) => "a property is not UTF-8",
             Self::IsAReply => "the message is itself a reply",
             Self::OwnAppId => "app_id is the worker's own: the message is one of its replies",
+            Self::UnissuedDirectReplyTo => {
+                "reply_to names a Direct Reply-to address RabbitMQ did not issue"
+            }
             Self::NoRoute => "no reply_to, source or app_id to answer to",
         }
     }
@@ -100,6 +103,9 @@ impl ReplyRoute {
             return Err(Unanswered::IsAReply);
         }
         if let Some(reply_to) = non_empty(&properties.reply_to) {
+            if names_direct_reply_to(reply_to) && !is_issued_address(reply_to) {
+                return Err(Unanswered::UnissuedDirectReplyTo);
+            }
             return Ok(Self::ReplyTo(reply_to.to_owned()));
         }
         if let Some(source) = source.filter(|s| !s.is_empty()) {
@@ -123,7 +129,7 @@ impl ReplyRoute {
     /// Reply-to: RabbitMQ before 3.11 returns such replies as unroutable
     /// although it delivers them (rabbitmq-server issue 6124).
     pub fn mandatory(&self) -> bool {
-        !matches!(self, Self::ReplyTo(key) if key.starts_with(DIRECT_REPLY_TO))
+        !matches!(self, Self::ReplyTo(key) if names_direct_reply_to(key))
     }
 
     /// A stable label for metrics and logs.
@@ -222,6 +228,21 @@ mod tests {
             assert_eq!(choose(&p, Some("src")), Err(Unanswered::NotUtf8(name)));
         }
         assert_eq!(props(Some("q"), Some("app")).not_utf8(), None);
+    }
+
+    #[test]
+    fn an_unissued_direct_reply_to_address_is_dead_lettered_not_routed_elsewhere() {
+        for reply_to in ["amq.rabbitmq.reply-to.x.y", "amq.rabbitmq.reply-toX"] {
+            assert_eq!(
+                choose(&props(Some(reply_to), Some("app")), Some("src")),
+                Err(Unanswered::UnissuedDirectReplyTo),
+                "{reply_to}"
+            );
+        }
+        let issued = "amq.rabbitmq.reply-to.g1h2AA1yZXBseUA5MjQ4ODg0AAA4zgAAAABrEy6c.\
+                      K8a9hEr7orhs5S0K1BgtOQ==";
+        let route = choose(&props(Some(issued), None), None);
+        assert_eq!(route, Ok(ReplyRoute::ReplyTo(issued.into())));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use config::{Config, Environment, File};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 mod password_files;
 mod secret;
@@ -18,8 +18,10 @@ pub use self::secret::{redact_url, SecretUrl};
 pub use self::tls::TlsSettings;
 
 /// Everything the worker and its commands read. Every key has a built-in
-/// default, so no file is needed (docs/protocol.md section 8).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+/// default, so no file is needed (docs/protocol.md section 8). Serialized,
+/// it is the effective configuration with every URL's password redacted
+/// (`check --offline` prints it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// RabbitMQ connection and topology.
@@ -37,7 +39,7 @@ pub struct Settings {
 }
 
 /// `amqp.*`: the broker and the objects the worker declares (section 2).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AmqpSettings {
     /// Broker URL, password included.
@@ -72,7 +74,7 @@ pub struct AmqpSettings {
 }
 
 /// `x-queue-type` of the request queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum QueueType {
     /// A classic queue.
@@ -92,7 +94,7 @@ impl QueueType {
 }
 
 /// `redis.*`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisSettings {
     /// Redis URL, password included.
@@ -141,7 +143,7 @@ impl RedisSettings {
 }
 
 /// `limits.*`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitSettings {
     /// Largest request body accepted, in bytes.
@@ -155,7 +157,7 @@ pub struct LimitSettings {
 }
 
 /// `shutdown.*`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ShutdownSettings {
     /// Time to finish deliveries in hand after SIGTERM, in milliseconds.
@@ -163,7 +165,7 @@ pub struct ShutdownSettings {
 }
 
 /// `http.*`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpSettings {
     /// Address of `/healthz`, `/readyz` and `/metrics`.
@@ -171,7 +173,7 @@ pub struct HttpSettings {
 }
 
 /// `log.*`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogSettings {
     /// Line format.
@@ -179,7 +181,7 @@ pub struct LogSettings {
 }
 
 /// Log line format.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -448,6 +450,20 @@ mod tests {
     }
 
     #[test]
+    fn the_serialized_settings_are_a_configuration_file_with_passwords_redacted() {
+        let mut settings = Settings::default();
+        settings.amqp.url = SecretUrl::new("amqp://lcm@broker:5672/%2f");
+        settings.redis.url = SecretUrl::new("redis://:s3cret@cache:6379/0");
+        settings.amqp.queue_type = QueueType::Quorum;
+        let text = toml::to_string(&settings).unwrap();
+        assert!(!text.contains("s3cret"), "{text}");
+        let read: Settings = toml::from_str(&text).unwrap();
+        assert_eq!(read.redis.url, "redis://:***@cache:6379/0");
+        settings.redis.url = read.redis.url.clone();
+        assert_eq!(read, settings);
+    }
+
+    #[test]
     fn environment_overrides_with_double_underscores_and_comma_lists() {
         let s = Settings::load_from(
             None,
@@ -519,6 +535,31 @@ mod tests {
         for (var, value, key) in cases {
             let error = Settings::load_from(None, env(&[(var, value)])).unwrap_err();
             assert!(error.to_string().contains(key), "{var}={value}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_url_that_is_not_amqp_names_its_key() {
+        for (var, value, key) in [
+            ("LCM__AMQP__URL", "http://x", "amqp.url"),
+            ("LCM__AMQP__URLS", "amqp://a/%2f,http://b", "amqp.urls"),
+        ] {
+            let error = Settings::load_from(None, env(&[(var, value)])).unwrap_err();
+            assert!(error.to_string().contains(key), "{var}={value}: {error}");
+        }
+        let urls = "amqp://a/%2f,amqps://b:5671/%2f";
+        Settings::load_from(None, env(&[("LCM__AMQP__URLS", urls)])).unwrap();
+    }
+
+    #[test]
+    fn a_refused_amqp_url_is_not_quoted_back() {
+        // The parser quotes the whole URL in its error.
+        for var in ["LCM__AMQP__URL", "LCM__AMQP__URLS"] {
+            let error = Settings::load_from(None, env(&[(var, "amqp:guest:s3cret@host")]))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("not an AMQP URL"), "{error}");
+            assert!(!error.contains("s3cret"), "{error}");
         }
     }
 

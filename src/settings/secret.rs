@@ -1,11 +1,11 @@
-//! [`SecretUrl`]: a URL that may carry a password. Its `Debug` and
-//! `Display` redact, so that printing a setting cannot leak the password;
+//! [`SecretUrl`]: a URL that may carry a password. Its `Debug`, `Display`
+//! and `Serialize` redact, so that printing a setting cannot leak the password;
 //! only [`SecretUrl::expose`] hands out the real text, to the code that
 //! connects.
 
 use std::fmt;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 
 /// A broker or cache URL, password included.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -44,6 +44,13 @@ impl PartialEq<&str> for SecretUrl {
 impl fmt::Debug for SecretUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.redacted(), f)
+    }
+}
+
+/// Writes the redacted text: a serialized configuration is for showing.
+impl Serialize for SecretUrl {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.redacted())
     }
 }
 

@@ -11,10 +11,10 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// `amqp.tls.*` and `redis.tls.*`: an empty path means unset.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TlsSettings {
     /// PEM file of the CA(s) to trust instead of the system's roots.

@@ -1,10 +1,12 @@
 //! Checks of values that parse but cannot work, section by section; the
-//! error names the key. The broker and cache URLs themselves are checked by
-//! the adapters whose clients parse them (the `validate` functions of the
-//! `amqp` and `redis` modules), so that there is one parser for each.
+//! error names the key. AMQP URLs are parsed here with the parser lapin
+//! connects with (`amq-protocol-uri`), so that a bad one stops start-up
+//! whatever the entry point, rather than failing every reconnection. The
+//! Redis URL is parsed by the `redis` adapter, whose client owns that
+//! syntax, when the store is built: also at start-up.
 
 use super::tls::{self, AMQP_KEYS, REDIS_KEYS};
-use super::{AmqpSettings, LimitSettings, RedisSettings, Settings, SettingsError};
+use super::{AmqpSettings, LimitSettings, RedisSettings, SecretUrl, Settings, SettingsError};
 
 impl Settings {
     /// Checks every section.
@@ -37,7 +39,22 @@ fn positive(key: &'static str, value: u64) -> Result<(), SettingsError> {
     Ok(())
 }
 
+/// Why an AMQP URL was refused. The parser's own error quotes the whole
+/// URL, password included, so it is never passed on.
+const NOT_AN_AMQP_URL: &str = "not an AMQP URL (amqp[s]://user:password@host:port/vhost)";
+
+fn amqp_url(key: &'static str, url: &SecretUrl) -> Result<(), SettingsError> {
+    match url.expose().parse::<amq_protocol_uri::AMQPUri>() {
+        Ok(_) => Ok(()),
+        Err(_) => invalid(key, NOT_AN_AMQP_URL),
+    }
+}
+
 fn validate_amqp(amqp: &AmqpSettings) -> Result<(), SettingsError> {
+    amqp_url("amqp.url", &amqp.url)?;
+    for url in &amqp.urls {
+        amqp_url("amqp.urls", url)?;
+    }
     tls::check(&amqp.tls, &AMQP_KEYS)?;
     name("amqp.request_exchange", &amqp.request_exchange)?;
     name("amqp.request_queue", &amqp.request_queue)?;

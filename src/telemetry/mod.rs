@@ -1,6 +1,8 @@
 //! Logs and metrics: the tracing subscriber (text or JSON, level from
-//! `RUST_LOG`), and the metrics catalogue with its Prometheus recorder.
+//! `RUST_LOG`), the metrics catalogue with its Prometheus recorder, and the
+//! events that are both a log line and a metric.
 
+pub mod events;
 mod logs;
 pub mod metrics;
 

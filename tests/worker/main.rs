@@ -18,6 +18,7 @@ mod hostile {
     mod bounds;
     mod frames;
     mod loops;
+    mod reply_to;
 }
 
 /// Running it: commands, metrics, health, logs, secrets, the in-process worker.
@@ -32,6 +33,7 @@ mod operations {
 /// Faults survived: lost connections, broker restarts, fail-over, Redis
 /// outages and Sentinel, load, TLS.
 mod resilience {
+    mod acks;
     mod cluster;
     mod endpoints;
     mod faults;

@@ -6,25 +6,44 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
+const CALLID: &str = "Invalid Call ID.";
+const ACCOUNT: &str = "Invalid Account Number.";
+const REQUEST: &str = "Invalid Request.";
+
+/// One row of the error table: the request, then `errorMessage`, `msg`
+/// and the echoed callid.
+type Row = (Value, String, &'static str, String);
+
+fn row(body: Value, error_message: &str, msg: &'static str, callid: &str) -> Row {
+    (body, error_message.to_owned(), msg, callid.to_owned())
+}
+
 /// Sends each body and checks `errorMessage`, `msg` and the echoed callid.
-async fn expect_errors(
-    env: &TestEnv,
-    requester: &mut Requester,
-    cases: &[(Value, &str, &str, &str)],
-) {
-    for (body, error_message, msg, callid) in cases {
+async fn expect_errors(requester: &mut Requester, rows: &[Row]) {
+    for (body, error_message, msg, callid) in rows {
         let reply = requester.request(body).await;
         assert_eq!(reply.body["subtopic"], "WS_Error", "{body}");
         assert_eq!(reply.body["channel"], "LCM");
         assert_eq!(reply.body["topic"], "WebService");
         assert_eq!(reply.body["message"]["errorType"], "WS_Error");
-        assert_eq!(reply.error_message(), *error_message, "{body}");
+        assert_eq!(reply.error_message(), error_message, "{body}");
         assert_eq!(reply.msg(), *msg, "{body}");
-        assert_eq!(reply.body["message"]["callid"], *callid, "{body}");
+        assert_eq!(reply.body["message"]["callid"], callid.as_str(), "{body}");
         let keys: Vec<&String> = reply.body["message"].as_object().unwrap().keys().collect();
         assert_eq!(keys.len(), 4, "{keys:?}");
     }
-    let _ = env;
+}
+
+/// A GetBusinessOutcome request whose `data` is exactly `data`.
+fn with_data(data: Value) -> Value {
+    json!({"channel": "LCM", "topic": "WebService", "subtopic": "GetBusinessOutcome", "data": data})
+}
+
+/// The sample request with `key` set to `value`.
+fn sample_with(key: &str, value: Value) -> Value {
+    let mut body = sample_request("desk");
+    body[key] = value;
+    body
 }
 
 #[tokio::test]
@@ -39,88 +58,26 @@ async fn every_call_and_account_error_row_is_answered() {
     env.seed_outcomes("9", r#"[{"OutComeID":"1"}]"#).await;
     let _worker = env.start_worker(&[]).await;
     let mut requester = env.requester("desk").await;
-    let long = "7".repeat(300);
-    let cases = [
-        (
-            request_for("   ", "1"),
-            "Callid is empty",
-            "Invalid Call ID.",
-            "",
-        ),
-        (
-            json!({"channel":"LCM","topic":"WebService","subtopic":"GetBusinessOutcome","data":{"AccountNumber":"1"}}),
-            "Callid is empty",
-            "Invalid Call ID.",
-            "",
-        ),
-        (
-            json!({"channel":"LCM","topic":"WebService","subtopic":"GetBusinessOutcome","data":{"callid":null,"AccountNumber":"1"}}),
-            "Callid is empty",
-            "Invalid Call ID.",
-            "",
-        ),
-        (
-            request_for(" 999 ", "1"),
-            "Invalid Call ID:999",
-            "Invalid Call ID.",
-            "999",
-        ),
-        (
-            request_for(&long, "1"),
-            &format!("Invalid Call ID:{}", &long[..128]),
-            "Invalid Call ID.",
-            &long[..128],
-        ),
-        (
-            request_for("12\u{1}3", "1"),
-            "Invalid Call ID:12\u{1}3",
-            "Invalid Call ID.",
-            "12\u{1}3",
-        ),
-        (
-            request_for("nocampaign", "1"),
-            "No campaign for Call ID:nocampaign",
-            "Invalid Call ID.",
-            "nocampaign",
-        ),
-        (
-            request_for("otherfields", "1"),
-            "No campaign for Call ID:otherfields",
-            "Invalid Call ID.",
-            "otherfields",
-        ),
-        (
-            request_for("12345", " "),
-            "AccountNumber is empty",
-            "Invalid Account Number.",
-            "12345",
-        ),
-        (
-            json!({"channel":"LCM","topic":"WebService","subtopic":"GetBusinessOutcome","data":{"callid":"12345"}}),
-            "AccountNumber is empty",
-            "Invalid Account Number.",
-            "12345",
-        ),
-        (
-            request_for("12345", "5|3|1"),
-            "Invalid AccountNumber:5|3|1",
-            "Invalid Account Number.",
-            "12345",
-        ),
-        (
-            request_for("12345", &"4".repeat(1000)),
-            &format!("Invalid AccountNumber:{}", "4".repeat(128)),
-            "Invalid Account Number.",
-            "12345",
-        ),
-        (
-            request_for("corrupt", "x"),
-            "Corrupt business outcome data for Campaign ID:9",
-            "Business Outcomes unavailable.",
-            "corrupt",
-        ),
+    let (long, account) = ("7".repeat(300), "4".repeat(1000));
+    let (long_cut, account_cut) = (&long[..128], &account[..128]);
+    let empty = "Callid is empty";
+    #[rustfmt::skip]
+    let rows = [
+        row(request_for("   ", "1"), empty, CALLID, ""),
+        row(with_data(json!({"AccountNumber": "1"})), empty, CALLID, ""),
+        row(with_data(json!({"callid": null, "AccountNumber": "1"})), empty, CALLID, ""),
+        row(request_for(" 999 ", "1"), "Invalid Call ID:999", CALLID, "999"),
+        row(request_for(&long, "1"), &format!("Invalid Call ID:{long_cut}"), CALLID, long_cut),
+        row(request_for("12\u{1}3", "1"), "Invalid Call ID:12\u{1}3", CALLID, "12\u{1}3"),
+        row(request_for("nocampaign", "1"), "No campaign for Call ID:nocampaign", CALLID, "nocampaign"),
+        row(request_for("otherfields", "1"), "No campaign for Call ID:otherfields", CALLID, "otherfields"),
+        row(request_for("12345", " "), "AccountNumber is empty", ACCOUNT, "12345"),
+        row(with_data(json!({"callid": "12345"})), "AccountNumber is empty", ACCOUNT, "12345"),
+        row(request_for("12345", "5|3|1"), "Invalid AccountNumber:5|3|1", ACCOUNT, "12345"),
+        row(request_for("12345", &account), &format!("Invalid AccountNumber:{account_cut}"), ACCOUNT, "12345"),
+        row(request_for("corrupt", "x"), "Corrupt business outcome data for Campaign ID:9", "Business Outcomes unavailable.", "corrupt"),
     ];
-    expect_errors(&env, &mut requester, &cases).await;
+    expect_errors(&mut requester, &rows).await;
 }
 
 #[tokio::test]
@@ -131,55 +88,17 @@ async fn every_request_shape_error_row_is_answered() {
         .start_worker(&[("LCM__LIMITS__MAX_MESSAGE_BYTES", "2048")])
         .await;
     let mut requester = env.requester("desk").await;
-    let mut wrong_channel = sample_request("desk");
-    wrong_channel["channel"] = json!("CRM");
-    let mut wrong_topic = sample_request("desk");
-    wrong_topic["topic"] = json!("Other");
-    let mut unsupported = sample_request("desk");
-    unsupported["subtopic"] = json!("GetCampaigns");
-    let mut bad_data = sample_request("desk");
-    bad_data["data"] = json!([1]);
-    let mut oversized = sample_request("desk");
-    oversized["padding"] = json!("x".repeat(4096));
-    let cases = [
-        (
-            wrong_channel,
-            "Malformed request: channel is not LCM",
-            "Invalid Request.",
-            "12345",
-        ),
-        (
-            wrong_topic,
-            "Malformed request: topic is not WebService",
-            "Invalid Request.",
-            "12345",
-        ),
-        (
-            unsupported,
-            "Unsupported subtopic:GetCampaigns",
-            "Invalid Request.",
-            "12345",
-        ),
-        (
-            bad_data,
-            "Malformed request: data is not a JSON object",
-            "Invalid Request.",
-            "",
-        ),
-        (
-            oversized,
-            "Malformed request: body exceeds the size limit",
-            "Invalid Request.",
-            "",
-        ),
-        (
-            json!([1, 2]),
-            "Malformed request: body is not a JSON object",
-            "Invalid Request.",
-            "",
-        ),
+    let malformed = |reason: &str| format!("Malformed request: {reason}");
+    #[rustfmt::skip]
+    let rows = [
+        row(sample_with("channel", json!("CRM")), &malformed("channel is not LCM"), REQUEST, "12345"),
+        row(sample_with("topic", json!("Other")), &malformed("topic is not WebService"), REQUEST, "12345"),
+        row(sample_with("subtopic", json!("GetCampaigns")), "Unsupported subtopic:GetCampaigns", REQUEST, "12345"),
+        row(sample_with("data", json!([1])), &malformed("data is not a JSON object"), REQUEST, ""),
+        row(sample_with("padding", json!("x".repeat(4096))), &malformed("body exceeds the size limit"), REQUEST, ""),
+        row(json!([1, 2]), &malformed("body is not a JSON object"), REQUEST, ""),
     ];
-    expect_errors(&env, &mut requester, &cases).await;
+    expect_errors(&mut requester, &rows).await;
 
     let deep = "[".repeat(2000);
     for (bytes, reason) in [
@@ -192,11 +111,8 @@ async fn every_request_shape_error_row_is_answered() {
             .with_correlation_id(reason.into());
         requester.publish(bytes, properties).await;
         let reply = requester.reply_for(reason).await.expect("reply to garbage");
-        assert_eq!(
-            reply.error_message(),
-            format!("Malformed request: {reason}")
-        );
-        assert_eq!(reply.msg(), "Invalid Request.");
+        assert_eq!(reply.error_message(), malformed(reason));
+        assert_eq!(reply.msg(), REQUEST);
     }
 }
 

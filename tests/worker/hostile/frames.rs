@@ -9,7 +9,6 @@ use std::time::Duration;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::BasicProperties;
 use serde_json::json;
-use tokio::time::Instant;
 
 use crate::support::*;
 
@@ -25,22 +24,11 @@ fn poison_body(callid: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Sends 20 sample requests and expects every answer within 10 s.
+/// 20 sample requests, each answered within 10 s of sending.
 async fn twenty_requests_are_answered(requester: &mut Requester) {
-    let started = Instant::now();
-    let body = sample_request("desk");
-    let mut sent = Vec::new();
-    for _ in 0..20 {
-        sent.push(requester.send(&body).await);
-    }
-    for correlation_id in &sent {
-        let left = Duration::from_secs(10).saturating_sub(started.elapsed());
-        let reply = tokio::time::timeout(left, requester.reply_for(correlation_id))
-            .await
-            .expect("answered within 10 s of sending")
-            .expect("a reply");
-        assert_eq!(reply.body["subtopic"], "BusinessOutCome");
-    }
+    requester
+        .sample_answered_within(20, Duration::from_secs(10))
+        .await;
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! The command line as users run it.
 
+use crate::support::tls::TempFile;
 use crate::support::*;
 
 async fn run_request(env: &TestEnv, args: &[&str]) -> std::process::Output {
@@ -82,4 +83,78 @@ async fn the_binary_runs_from_an_empty_directory_without_any_config_file() {
         String::from_utf8_lossy(&check.stderr)
     );
     assert!(stdout.contains("all checks passed"), "{stdout}");
+}
+
+/// `lcm-worker check --offline` with exactly `vars` in its environment.
+async fn check_offline(vars: &[(&str, &str)]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_lcm-worker"))
+        .args(["check", "--offline"])
+        .env_clear()
+        .envs(vars.iter().copied())
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn check_offline_prints_the_effective_configuration_without_contacting_anything() {
+    let config = TempFile::new(
+        "offline.toml",
+        "[http]\naddr = \"0.0.0.0:9187\"\n[shutdown]\ngrace_ms = 25000\n",
+    );
+    let redis_password = TempFile::new("offline-redis-password", "hunter2\n");
+    // Nothing listens on port 1: `check` without --offline fails there.
+    let output = check_offline(&[
+        ("LCM_CONFIG", &config.path()),
+        ("LCM__AMQP__URL", "amqp://lcm:pw-from-env@127.0.0.1:1/%2f"),
+        ("LCM__REDIS__URL", "redis://127.0.0.1:1"),
+        ("LCM__REDIS__PASSWORD_FILE", &redis_password.path()),
+        ("LCM__AMQP__PREFETCH", "32"),
+    ])
+    .await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.starts_with("# configuration: valid"), "{stdout}");
+    let effective: toml::Table = toml::from_str(&stdout).unwrap();
+    assert_eq!(effective["http"]["addr"].as_str(), Some("0.0.0.0:9187"));
+    assert_eq!(effective["shutdown"]["grace_ms"].as_integer(), Some(25000));
+    assert_eq!(effective["amqp"]["prefetch"].as_integer(), Some(32));
+    assert_eq!(
+        effective["amqp"]["url"].as_str(),
+        Some("amqp://lcm:***@127.0.0.1:1/%2f")
+    );
+    assert_eq!(
+        effective["redis"]["url"].as_str(),
+        Some("redis://:***@127.0.0.1:1")
+    );
+    // Every key of the built-in defaults is there (unchanged ones too).
+    assert_eq!(
+        effective["redis"]["key_prefix"].as_str(),
+        Some("lcm"),
+        "{stdout}"
+    );
+    for secret in ["pw-from-env", "hunter2"] {
+        assert!(!stdout.contains(secret), "{secret} printed:\n{stdout}");
+        assert!(!stderr.contains(secret), "{secret} logged:\n{stderr}");
+    }
+}
+
+#[tokio::test]
+async fn check_offline_refuses_an_unknown_key_from_the_file_or_the_environment() {
+    let config = TempFile::new("offline-typo.toml", "[amqp]\nprefetchh = 4\n");
+    let cases = [
+        (("LCM_CONFIG", config.path()), "unknown field `prefetchh`"),
+        (
+            ("LCM__SHUTDOWN__GRACE_SECONDS", "30".to_owned()),
+            "unknown field `grace_seconds`",
+        ),
+    ];
+    for ((var, value), expected) in cases {
+        let output = check_offline(&[(var, &value)]).await;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{var}={value}: {stderr}");
+        assert!(stderr.contains(expected), "{var}={value}: {stderr}");
+        assert!(output.stdout.is_empty(), "{var}={value}");
+    }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use lcm_worker::settings::Settings;
+use lcm_worker::settings::{SecretUrl, Settings};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -45,4 +45,33 @@ async fn the_worker_runs_in_process_answers_and_stops_when_its_token_is_cancelle
         reqwest::get(&readyz).await.is_err(),
         "the HTTP endpoints stop with the worker"
     );
+}
+
+#[tokio::test]
+async fn a_bad_amqp_url_stops_the_in_process_worker_at_start_up_instead_of_retrying() {
+    let env = TestEnv::new("in-process-bad-url").await;
+    let mut variables: HashMap<String, String> = env.worker_env().into_iter().collect();
+    // A URL lapin's parser refuses (no `//`), password and all.
+    let bad = "amqp:guest:s3cret@127.0.0.1:5672";
+    variables.insert("LCM__AMQP__URL".into(), bad.into());
+    let error = Settings::load_from(None, Some(variables.clone()))
+        .expect_err("loading refuses a URL the AMQP client cannot parse")
+        .to_string();
+    assert!(error.contains("amqp.url"), "{error}");
+    assert!(!error.contains("s3cret"), "{error}");
+
+    // Settings changed in code after loading reach the worker unchecked by
+    // loading; the worker checks them again before it connects.
+    variables.remove("LCM__AMQP__URL");
+    let mut settings = Settings::load_from(None, Some(variables)).expect("test settings");
+    settings.amqp.urls = vec![SecretUrl::new(bad)];
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let running = lcm_worker::worker::run(settings, listener, CancellationToken::new());
+    let error = tokio::time::timeout(WAIT, running)
+        .await
+        .expect("the worker returns at once rather than reconnecting forever")
+        .expect_err("a bad URL is a start-up error")
+        .to_string();
+    assert!(error.contains("amqp.urls"), "{error}");
+    assert!(!error.contains("s3cret"), "{error}");
 }

@@ -295,3 +295,35 @@ async fn check_names_the_broker_when_the_amqp_url_points_nowhere() {
     );
     assert!(!stderr.contains("s3cret"), "{stderr}");
 }
+
+#[tokio::test]
+async fn replicas_name_their_connections_apart_by_app_id_host_and_pid() {
+    let env = TestEnv::new("connection-names").await;
+    let app_id = format!("{}-app", env.names.id);
+    let settings = [("LCM__AMQP__APP_ID", app_id.as_str())];
+    let first = env.start_worker(&settings).await;
+    let second = env.start_worker(&settings).await;
+    let host = gethostname_for_test();
+    let expected: Vec<String> = {
+        let mut names: Vec<String> = [&first, &second]
+            .iter()
+            .map(|w| format!("{app_id}@{host} pid {}", w.child.id().unwrap()))
+            .collect();
+        names.sort();
+        names
+    };
+    let names = eventually_some("both replicas' connections are listed", || async {
+        let names = connection_names(&format!("{app_id}@")).await;
+        (names.len() == 2).then_some(names)
+    })
+    .await;
+    assert_eq!(names, expected);
+}
+
+/// The host name as the kernel gives it, which is what the worker reads.
+fn gethostname_for_test() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("the host name")
+        .trim()
+        .to_owned()
+}

@@ -7,6 +7,7 @@
 //! redis-server (`redis_server`), a RabbitMQ node (`rabbitmq_node`) and a
 //! cluster of them (`rabbitmq_cluster`).
 
+mod broker;
 mod env;
 mod load;
 mod poison;
@@ -21,6 +22,7 @@ pub mod tls;
 mod wait;
 mod worker;
 
+pub use broker::*;
 pub use env::*;
 pub use load::*;
 pub use poison::*;

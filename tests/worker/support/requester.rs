@@ -137,6 +137,25 @@ impl Requester {
         reply
     }
 
+    /// Sends `count` sample requests at once and expects every answer
+    /// within `within` of sending: the worker serves on undisturbed.
+    pub async fn sample_answered_within(&mut self, count: usize, within: Duration) {
+        let started = Instant::now();
+        let body = sample_request(&self.source.clone());
+        let mut sent = Vec::new();
+        for _ in 0..count {
+            sent.push(self.send(&body).await);
+        }
+        for correlation_id in &sent {
+            let left = within.saturating_sub(started.elapsed());
+            let reply = tokio::time::timeout(left, self.reply_for(correlation_id))
+                .await
+                .unwrap_or_else(|_| panic!("answered within {within:?} of sending"))
+                .expect("a reply");
+            assert_eq!(reply.body["subtopic"], "BusinessOutCome");
+        }
+    }
+
     /// Publishes a request and returns its correlation id.
     pub async fn send(&self, body: &Value) -> String {
         let correlation_id = new_correlation_id();
