@@ -59,10 +59,12 @@ pub fn sample_service() -> Service<MemoryStore> {
         .with_outcome_cache(Duration::from_secs(3600))
 }
 
-/// A request's properties as a Direct Reply-to requester sets them.
+/// A request's properties naming a reply queue. (Not a Direct Reply-to
+/// address: the worker answers only addresses of the exact form RabbitMQ
+/// issues, and would dead-letter a made-up one without deciding.)
 pub fn sample_properties() -> RequestProperties {
     RequestProperties {
-        reply_to: Some("amq.rabbitmq.reply-to.g1h2AA".into()),
+        reply_to: Some("lcm-bench-replies".into()),
         correlation_id: Some("c-1".into()),
         ..Default::default()
     }

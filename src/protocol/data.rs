@@ -13,7 +13,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::error::WsError;
-use super::json::{first_key, visit_scalars_as, FirstKey, Scalar, Skip, Text};
+use crate::json::{first_key, visit_scalars_as, FirstKey, Scalar, Skip, Text};
 
 /// Every `data` key the worker reads: the common ones and each request
 /// kind's own (`RequestKind::data_fields`). Other keys are skipped unread.

@@ -11,7 +11,6 @@
 mod data;
 mod direct_reply_to;
 mod error;
-mod json;
 mod kinds;
 mod reply;
 mod request;

@@ -16,8 +16,8 @@ use serde_json::{Map, Value};
 
 use super::data::{Data, DataFields};
 use super::error::{cut, WsError, MAX_ECHO_BYTES};
-use super::json::{first_key, visit_scalars_as, FirstKey, Scalar, Skip, Text};
 use super::kinds::RequestKind;
+use crate::json::{first_key, visit_scalars_as, FirstKey, Scalar, Skip, Text};
 
 /// A request that passed every check that needs no cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -284,13 +284,7 @@ impl<'de> Visitor<'de> for BodyVisitor {
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
     }
-    visit_scalars_as!(Body(None));
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(Body(None))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Body(None))
-    }
+    visit_scalars_as!(and strings Body(None));
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         while seq.next_element::<Skip>()?.is_some() {}
         Ok(Body(None))

@@ -1,6 +1,7 @@
-//! Reading a request's JSON without building a `serde_json::Value` tree:
-//! the few shapes its fields can take, borrowed from the body unless an
-//! escape forces a copy.
+//! Reading JSON without building a `serde_json::Value` tree: the few shapes
+//! the fields of a request or a stored outcome list can take, borrowed from
+//! the text unless an escape forces a copy. Pure; `protocol` and `outcomes`
+//! read through it.
 //!
 //! Each reader keeps what `Value` would have made of the same text, so the
 //! checks decide exactly as they did over the tree:
@@ -14,8 +15,8 @@
 //!
 //! An object whose first key is serde_json's `RawValue` token means, to
 //! `Value`, the JSON inside the string under it. The readers give an error
-//! there; the parser then reads the body through `Value`, as it does for
-//! any body they refuse, so the rare case keeps the tree's reading.
+//! there; their callers then read the text through `Value`, as they do for
+//! any text the readers refuse, so the rare case keeps the tree's reading.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -57,8 +58,18 @@ impl<'de> Deserialize<'de> for Text<'de> {
 
 /// Visitor methods for a boolean or a number (with `arbitrary_precision`,
 /// numbers come as maps; these are for completeness) that a reader only
-/// notes: each answers `$value`.
+/// notes: each answers `$value`. `visit_scalars_as!(and strings $value)`
+/// does the same for a string and null too.
 macro_rules! visit_scalars_as {
+    (and strings $value:expr) => {
+        visit_scalars_as!($value);
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+    };
     ($value:expr) => {
         fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
             Ok($value)
@@ -74,7 +85,7 @@ macro_rules! visit_scalars_as {
         }
     };
 }
-pub(super) use visit_scalars_as;
+pub(crate) use visit_scalars_as;
 
 /// The first key of an object, as `Value` classifies it.
 pub enum FirstKey<'de> {
