@@ -1,9 +1,8 @@
-# syntax=docker/dockerfile:1
-#
 # lcm-worker image: a release build of the `lcm-worker` binary on Debian
-# bookworm-slim, running as an unprivileged user.
+# bookworm-slim, running as an unprivileged user (uid 10001).
 #
-#   docker build -t lcm-worker:local .
+#   docker build -t lcm-worker:local .                      # Engine 23 or later
+#   DOCKER_BUILDKIT=1 docker build -t lcm-worker:local .    # Engine 20.10 to 22
 #   docker run --rm -p 127.0.0.1:8080:8080 \
 #     -e LCM__AMQP__URL=amqp://user:pass@broker:5672/%2f \
 #     -e LCM__REDIS__URL=redis://redis:6379 \
@@ -14,8 +13,12 @@
 # Configuration: /app/config/default.toml (the working directory is /app),
 # then the file named by LCM_CONFIG, then LCM__<SECTION>__<KEY> variables.
 #
-# The build uses BuildKit cache mounts (BuildKit is the default builder in
-# Docker Engine 23+ and in Docker Compose v2).
+# The build needs BuildKit (RUN --mount): the default builder from Engine 23
+# and in Docker Compose v2; DOCKER_BUILDKIT=1 on Engine 20.10 to 22. There is
+# no `# syntax=` line: the Dockerfile frontend built into Engine 20.10 and
+# later reads every instruction here, and a `# syntax=` line would make
+# BuildKit download a frontend image first. docs/docker.md lists the versions
+# CI runs.
 
 # Any 1.x toolchain >= the crate's rust-version (1.88). Pin it for
 # reproducible builds, e.g. --build-arg RUST_VERSION=1.88.
@@ -26,22 +29,27 @@ ARG RUST_VERSION=1
 FROM rust:${RUST_VERSION}-slim-bookworm AS builder
 WORKDIR /build
 
-# Sources are bind-mounted from the build context rather than copied (benches/
-# too: Cargo.toml declares a bench target, and cargo refuses a manifest whose
-# declared targets are missing), and the
+# Sources are bind-mounted from the build context rather than copied, and the
 # cargo registry and target/ are cache mounts kept between builds: the first
 # build compiles every dependency, later builds recompile only what changed.
 # target/ is unmounted when this step ends, so the binary is copied out of it.
-# --no-default-features leaves out what the worker does not need at run time
-# (the `bench` load generator, behind the default-on cargo feature `bench`).
+# What is mounted, and why (.dockerignore lets in exactly these):
+# - benches/: Cargo.toml declares a bench target, and cargo refuses a
+#   manifest whose declared targets are missing;
+# - patches/amq-protocol-types/: Cargo.toml's [patch.crates-io] builds the
+#   AMQP frame parser from there (see its PATCH.md).
+# Default features: the worker and `bench`, the load generator, so that a
+# stack run with Docker alone can be load-tested too
+# (`docker compose exec worker lcm-worker bench`).
 # (The slim image's gcc is enough for the crates that compile C, e.g. ring.)
 RUN --mount=type=bind,source=Cargo.toml,target=Cargo.toml \
     --mount=type=bind,source=Cargo.lock,target=Cargo.lock \
     --mount=type=bind,source=src,target=src \
     --mount=type=bind,source=benches,target=benches \
+    --mount=type=bind,source=patches/amq-protocol-types,target=patches/amq-protocol-types \
     --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/build/target,sharing=locked \
-    cargo build --release --locked --no-default-features --bin lcm-worker \
+    cargo build --release --locked --bin lcm-worker \
  && install -D -m 0755 target/release/lcm-worker /out/lcm-worker
 
 # -------------------------------------------------------------- runtime ---

@@ -40,7 +40,9 @@
 //! Plumbing: `settings` (layered configuration, validation section by
 //! section, secret URLs, password files, TLS files), `telemetry` (logs; the
 //! metrics catalogue, the only place a metric is named), `worker` (wires it
-//! all and runs until shutdown), `shutdown` (signals), `backoff`.
+//! all and runs until shutdown), `shutdown` (signals), `panics` (what a
+//! panic means for the process), `backoff`, `memory` (gives freed heap
+//! memory back after a spike).
 //!
 //! The boundaries can be checked with grep; each prints nothing:
 //!
@@ -51,13 +53,19 @@
 //! ```
 
 #![warn(missing_docs)]
+// Standard output and standard error may be a closed or full pipe: the
+// print macros panic on a failed write. Logs go through `telemetry`, a
+// command's answer through `cli`'s writer, which returns the error.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod amqp;
 mod backoff;
 pub mod cli;
 mod http;
 mod json;
+mod memory;
 pub mod outcomes;
+mod panics;
 pub mod protocol;
 mod redis;
 pub mod service;

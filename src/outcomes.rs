@@ -69,6 +69,27 @@ impl OutcomeList {
     pub fn rendered(&self) -> &str {
         &self.rendered
     }
+
+    /// The memory the list holds, in bytes (its own and its heap's): what
+    /// a cache of lists counts against its budget.
+    pub fn memory_bytes(&self) -> usize {
+        let outcomes: usize = self.outcomes.iter().map(Outcome::heap_bytes).sum();
+        std::mem::size_of::<Self>()
+            + self.rendered.capacity()
+            + self.outcomes.capacity() * std::mem::size_of::<Outcome>()
+            + outcomes
+    }
+}
+
+impl Outcome {
+    /// The heap memory of its strings, in bytes.
+    fn heap_bytes(&self) -> usize {
+        self.id.capacity()
+            + self.description.capacity()
+            + self.campaign_id.capacity()
+            + self.lead_score.capacity()
+            + self.parent_id.as_ref().map_or(0, String::capacity)
+    }
 }
 
 /// Parses a stored outcome list, keeping its order.
@@ -330,6 +351,19 @@ mod tests {
         .unwrap();
         let ids: Vec<_> = list.iter().map(|o| o.id.as_str()).collect();
         assert_eq!(ids, ["3", "1", "2"]);
+    }
+
+    #[test]
+    fn a_list_counts_its_strings_and_its_rendering_in_its_memory() {
+        let one = OutcomeList::parse("1", r#"[{"OutComeID":"1","Description":"d"}]"#).unwrap();
+        let stored = format!(
+            "[{}]",
+            vec![r#"{"OutComeID":"1","Description":"a longer description"}"#; 100].join(",")
+        );
+        let hundred = OutcomeList::parse("1", &stored).unwrap();
+        assert!(one.memory_bytes() > one.rendered().len());
+        assert!(hundred.memory_bytes() > hundred.rendered().len() + 100 * 20);
+        assert!(hundred.memory_bytes() > 50 * one.memory_bytes());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! consumer, and runs them until shutdown.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -30,13 +31,14 @@ pub async fn run(
     let settings = Arc::new(settings);
     let store = RedisStore::new(&settings.redis)
         .context("redis")?
-        .with_max_list_bytes(settings.limits.max_outcome_list_bytes);
+        .with_max_list_bytes(settings.limits.max_outcome_list_bytes)
+        .with_max_field_bytes(settings.limits.max_call_field_bytes);
     // Say at once when Redis cannot be reached (a TLS or certificate error
     // included); /readyz keeps reporting it.
     let probe = store.clone();
     tokio::spawn(async move {
-        if let Err(error) = probe.ping().await {
-            tracing::warn!(%error, "Redis not answering at start-up");
+        if let Err(error) = probe.probe_lookup().await {
+            tracing::warn!(%error, "Redis cannot run the lookup at start-up");
         }
     });
     let service = Arc::new(
@@ -45,10 +47,14 @@ pub async fn run(
             settings.limits.max_message_bytes,
             settings.request_deadline(),
         )
-        .with_outcome_cache(settings.outcome_cache_ttl())
+        .with_outcome_cache(
+            settings.outcome_cache_ttl(),
+            settings.redis.outcome_cache_bytes,
+        )
         .with_own_app_id(&settings.amqp.app_id)
         .with_max_list_bytes(settings.limits.max_outcome_list_bytes),
     );
+    tokio::spawn(release_expired_outcomes(service.clone(), shutdown.clone()));
     let consumer = ConsumerState::default();
     tracing::info!(addr = %listener.local_addr()?, "serving /healthz, /readyz and /metrics");
     let metrics = telemetry::metrics_handle();
@@ -67,4 +73,28 @@ pub async fn run(
     served.context("http server")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often expired outcome lists are released from the cache.
+const RELEASE_EVERY: Duration = Duration::from_secs(1);
+
+/// Released at once, this much is a spike's: its heap pages, and those of
+/// the requests of the spike, are given back to the operating system. Below
+/// it (campaigns' lists expiring in steady use), they are kept for reuse.
+const GIVE_BACK_AFTER: usize = 1 << 20;
+
+/// Releases expired outcome lists every [`RELEASE_EVERY`] until shutdown,
+/// so that memory goes back after a spike even when no request follows.
+async fn release_expired_outcomes(service: Arc<Service<RedisStore>>, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(RELEASE_EVERY);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => {
+                if service.release_expired_outcomes() >= GIVE_BACK_AFTER {
+                    crate::memory::give_back_freed();
+                }
+            }
+        }
+    }
 }

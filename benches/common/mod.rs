@@ -56,7 +56,7 @@ impl Store for MemoryStore {
 /// an hour: after the first request every list is a cache hit.
 pub fn sample_service() -> Service<MemoryStore> {
     Service::new(MemoryStore::sample(), 65536, Duration::from_secs(2))
-        .with_outcome_cache(Duration::from_secs(3600))
+        .with_outcome_cache(Duration::from_secs(3600), 16 << 20)
 }
 
 /// A request's properties naming a reply queue. (Not a Direct Reply-to

@@ -17,7 +17,7 @@ use super::acknowledger::Unsettled;
 use super::publisher::{publish, PublishOutcome, Reply};
 use super::settle::{settle, ChannelState, DeadLetter, Settle};
 use crate::backoff::Backoff;
-use crate::protocol::{RequestProperties, NOT_UTF8};
+use crate::protocol::RequestProperties;
 use crate::service::{Action, Handled, Service, Store};
 use crate::settings::Settings;
 use crate::telemetry::events::{ReplyUnroutable, RequestAnswered, RequestDeadLettered};
@@ -208,12 +208,35 @@ impl<S: Store> DeliveryTask<S> {
 fn request_properties(delivery: &Delivery) -> RequestProperties {
     let text = |value: &Option<ShortString>| value.as_ref().map(|v| v.to_string());
     let p = &delivery.properties;
+    // The patched parser marks what it decoded from bytes that were not
+    // UTF-8 (patches/amq-protocol-types/PATCH.md).
+    let replaced = |value: &Option<ShortString>| {
+        value
+            .as_ref()
+            .is_some_and(ShortString::replaced_invalid_utf8)
+    };
+    let read = [
+        ("reply_to", p.reply_to()),
+        ("correlation_id", p.correlation_id()),
+        ("message_id", p.message_id()),
+        ("app_id", p.app_id()),
+    ];
+    let not_utf8 = read
+        .into_iter()
+        .find(|(_, value)| replaced(value))
+        .map(|(name, _)| name)
+        .or_else(|| {
+            p.headers()
+                .as_ref()
+                .is_some_and(has_key_not_utf8)
+                .then_some("a header key")
+        });
     RequestProperties {
         reply_to: text(p.reply_to()),
         correlation_id: text(p.correlation_id()),
         message_id: text(p.message_id()),
         app_id: text(p.app_id()),
-        header_key_not_utf8: p.headers().as_ref().is_some_and(has_key_not_utf8),
+        not_utf8,
     }
 }
 
@@ -224,7 +247,7 @@ fn has_key_not_utf8(table: &FieldTable) -> bool {
     table
         .inner()
         .iter()
-        .any(|(key, value)| key.as_str().contains(NOT_UTF8) || value_has_key_not_utf8(value))
+        .any(|(key, value)| key.replaced_invalid_utf8() || value_has_key_not_utf8(value))
 }
 
 fn value_has_key_not_utf8(value: &AMQPValue) -> bool {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 
+use super::answer;
 use crate::amqp::Probe;
 use crate::redis::RedisStore;
 use crate::settings::Settings;
@@ -41,14 +42,17 @@ fn lcm_config() -> String {
 /// Connects to RabbitMQ and Redis and declares the topology, printing
 /// what it finds on standard output as it goes; the error names what failed.
 pub async fn run(settings: &Settings) -> anyhow::Result<()> {
-    println!("configuration: valid (LCM_CONFIG {})", lcm_config());
+    answer(format_args!(
+        "configuration: valid (LCM_CONFIG {})",
+        lcm_config()
+    ))?;
 
     let amqp = &settings.amqp;
     settings.warn_if_insecure();
     let probe = Probe::connect(settings, PROBE_TIMEOUT).await?;
-    println!("rabbitmq: connected to {}", probe.url());
+    answer(format_args!("rabbitmq: connected to {}", probe.url()))?;
     let queue = probe.declare_topology(settings).await?;
-    println!(
+    answer(format_args!(
         "topology: declared exchanges `{}` (topic), `{}` (direct), `{}` (fanout); \
          queue `{}` ({}, bindings {:?}) with {} ready and {} consumers; dead-letter queue `{}`",
         amqp.request_exchange,
@@ -60,10 +64,12 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
         queue.messages,
         queue.consumers,
         amqp.dead_letter_queue,
-    );
+    ))?;
     probe.close().await;
 
-    let store = RedisStore::new(&settings.redis)?;
+    let store = RedisStore::new(&settings.redis)?
+        .with_max_list_bytes(settings.limits.max_outcome_list_bytes)
+        .with_max_field_bytes(settings.limits.max_call_field_bytes);
     let redis_url = match sentinel_master(&store, settings).await? {
         Some(master) => format!("master {master} (via Sentinel)"),
         None => settings.redis.url.redacted(),
@@ -73,11 +79,19 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
         .map_err(|_| anyhow!("timed out after {PROBE_TIMEOUT:?}"))
         .and_then(|pinged| pinged.map_err(anyhow::Error::from))
         .with_context(|| format!("Redis at {redis_url}"))?;
-    println!(
+    answer(format_args!(
         "redis: PING answered at {redis_url} (key prefix `{}`)",
         settings.redis.key_prefix
-    );
-    println!("all checks passed");
+    ))?;
+    tokio::time::timeout(PROBE_TIMEOUT, store.probe_lookup())
+        .await
+        .map_err(|_| anyhow!("timed out after {PROBE_TIMEOUT:?}"))
+        .and_then(|probed| probed.map_err(anyhow::Error::from))
+        .with_context(|| format!("the lookup's commands on Redis at {redis_url}"))?;
+    answer(format_args!(
+        "redis: the lookup's commands run under the key prefix"
+    ))?;
+    answer(format_args!("all checks passed"))?;
     Ok(())
 }
 
@@ -107,9 +121,9 @@ async fn sentinel_master(
             )
         })?
         .unwrap_or_default();
-    println!(
+    answer(format_args!(
         "redis sentinel: master `{}` is {master} (asked {sentinels:?})",
         redis.sentinel_master
-    );
+    ))?;
     Ok(Some(master))
 }

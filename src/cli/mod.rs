@@ -8,16 +8,18 @@ mod check;
 mod request;
 mod seed;
 
+use std::io::Write;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 use crate::redis::RedisStore;
 use crate::settings::{Settings, SettingsError};
-use crate::{shutdown, telemetry, worker};
+use crate::{panics, shutdown, telemetry, worker};
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +37,10 @@ enum Command {
     Run,
     /// Load calls and campaign outcome lists from a JSON file into Redis.
     Seed {
+        /// Leave the calls and campaigns already in Redis as they are, and
+        /// write only the missing ones (the default replaces them).
+        #[arg(long)]
+        keep_existing: bool,
         /// The seed file (see README, "Seed file").
         file: PathBuf,
     },
@@ -86,29 +92,58 @@ pub fn main() -> ExitCode {
     let settings = match load_settings() {
         Ok(settings) => settings,
         Err(error) => {
-            eprintln!("lcm-worker: {error}");
+            say(error);
             return ExitCode::from(2);
         }
     };
     telemetry::init_logs(settings.log.format, crate::amqp::QUIET_LOGS);
+    panics::install();
+    // Requests are handled on this thread and on the runtime's own: a
+    // panic there is caught and survived (see `crate::panics`).
+    panics::contained_here();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .on_thread_start(panics::contained_here)
         .build()
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("lcm-worker: cannot start the runtime: {error}");
+            say(format_args!("cannot start the runtime: {error}"));
             return ExitCode::FAILURE;
         }
     };
     let command = cli.command.unwrap_or(Command::Run);
-    match runtime.block_on(run(command, settings)) {
-        Ok(code) => code,
-        Err(error) => {
-            eprintln!("lcm-worker: {error:#}");
+    let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        runtime.block_on(run(command, settings))
+    }));
+    // What the command logged is written out before the process ends, or
+    // given up after a second if the log sink does not take it.
+    telemetry::flush_logs(LOG_FLUSH_AT_EXIT);
+    match ran {
+        Ok(Ok(code)) => code,
+        Ok(Err(error)) => {
+            say(format_args!("{error:#}"));
             ExitCode::from(2)
         }
+        // The panic hook has logged it.
+        Err(_) => ExitCode::from(panics::EXIT_PANIC),
     }
+}
+
+/// How long the log lines still queued at exit may take to be written.
+const LOG_FLUSH_AT_EXIT: Duration = Duration::from_secs(1);
+
+/// Tells the user on standard error, before logs are set up or after they
+/// are flushed. A message nobody can read is lost, never a panic.
+fn say(message: impl std::fmt::Display) {
+    let _ = writeln!(std::io::stderr(), "lcm-worker: {message}");
+}
+
+/// Writes one line of a command's answer to standard output: a closed
+/// pipe is an error of the command, never a panic.
+fn answer(line: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    use anyhow::Context;
+    writeln!(std::io::stdout(), "{line}").context("writing to standard output")
 }
 
 async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
@@ -120,7 +155,19 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
         Command::Check { offline: false } => {
             check::run(&settings).await.map(|()| ExitCode::SUCCESS)
         }
-        Command::Seed { file } => run_seed(&settings, &file).await.map(|()| ExitCode::SUCCESS),
+        Command::Seed {
+            keep_existing,
+            file,
+        } => {
+            let existing = if keep_existing {
+                seed::Existing::Keep
+            } else {
+                seed::Existing::Replace
+            };
+            run_seed(&settings, &file, existing)
+                .await
+                .map(|()| ExitCode::SUCCESS)
+        }
         Command::Request {
             callid,
             account,
@@ -145,16 +192,32 @@ async fn run_worker(settings: Settings) -> anyhow::Result<()> {
     use anyhow::Context;
     let shutdown = shutdown::on_signals()?;
     let addr = settings.http.addr;
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding http.addr {addr}"))?;
+    let listener = listen(addr).with_context(|| format!("binding http.addr {addr}"))?;
     worker::run(settings, listener, shutdown).await
+}
+
+/// Connections that may wait to be accepted (the kernel caps it at
+/// `net.core.somaxconn`): when idle connections by the hundred are closed
+/// at once and reconnect, a probe's connection must still find a place
+/// (the standard library's 128 did not).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Listens on `addr` for the HTTP endpoints.
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Prints the reply alone on standard output; WS_Error exits 1.
 async fn run_request(settings: &Settings, args: &request::RequestArgs) -> anyhow::Result<ExitCode> {
     let reply = request::request(settings, args).await?;
-    println!("{}", serde_json::to_string_pretty(&reply)?);
+    answer(format_args!("{}", serde_json::to_string_pretty(&reply)?))?;
     if reply["subtopic"] == "WS_Error" {
         Ok(ExitCode::FAILURE)
     } else {
@@ -162,13 +225,23 @@ async fn run_request(settings: &Settings, args: &request::RequestArgs) -> anyhow
     }
 }
 
-async fn run_seed(settings: &Settings, file: &Path) -> anyhow::Result<()> {
+async fn run_seed(
+    settings: &Settings,
+    file: &Path,
+    existing: seed::Existing,
+) -> anyhow::Result<()> {
     let data = seed::read(file)?;
     let store = RedisStore::new(&settings.redis)?;
-    let seeded = seed::write(&store, &data).await?;
-    println!(
-        "seeded {} calls and {} campaigns under key prefix `{}`",
+    let seeded = seed::write(&store, &data, existing).await?;
+    let kept = match existing {
+        seed::Existing::Keep => format!(
+            "; kept {} calls and {} campaigns already there",
+            seeded.kept_calls, seeded.kept_campaigns
+        ),
+        seed::Existing::Replace => String::new(),
+    };
+    answer(format_args!(
+        "seeded {} calls and {} campaigns under key prefix `{}`{kept}",
         seeded.calls, seeded.campaigns, settings.redis.key_prefix
-    );
-    Ok(())
+    ))
 }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::outcomes::parse_outcome_list;
-use crate::redis::{CallEntry, ListEntry, RedisStore};
+use crate::redis::{CallEntry, Inserted, ListEntry, RedisStore};
 
 /// The seed file.
 #[derive(Debug, Deserialize)]
@@ -40,13 +40,28 @@ pub struct SeedCall {
     pub account_number: Option<Value>,
 }
 
-/// What was written.
+/// What `write` does with a record whose key is already in Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Replace it with the file's (the default).
+    Replace,
+    /// Leave it as it is (`seed --keep-existing`): a seed run again, as the
+    /// compose stack's one-shot seed service is on every `up`, then writes
+    /// nothing over data that is there, edited or not.
+    Keep,
+}
+
+/// What was written, and what was left as it was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seeded {
     /// Call records written.
     pub calls: usize,
     /// Outcome lists written.
     pub campaigns: usize,
+    /// Call records already there and kept ([`Existing::Keep`]).
+    pub kept_calls: usize,
+    /// Outcome lists already there and kept ([`Existing::Keep`]).
+    pub kept_campaigns: usize,
 }
 
 /// Reads and checks a seed file without touching Redis.
@@ -62,9 +77,13 @@ pub fn read(path: &std::path::Path) -> anyhow::Result<SeedData> {
     Ok(data)
 }
 
-/// Writes `data` under the store's key prefix in one transaction,
-/// replacing existing records of the same keys.
-pub async fn write(store: &RedisStore, data: &SeedData) -> anyhow::Result<Seeded> {
+/// Writes `data` under the store's key prefix in one transaction; records
+/// already there are replaced or kept, as `existing` says.
+pub async fn write(
+    store: &RedisStore,
+    data: &SeedData,
+    existing: Existing,
+) -> anyhow::Result<Seeded> {
     let mut texts = Vec::with_capacity(data.calls.len());
     for call in data.calls.values() {
         let campaign = scalar(&call.campaign_id, "campaign_id")?;
@@ -91,13 +110,19 @@ pub async fn write(store: &RedisStore, data: &SeedData) -> anyhow::Result<Seeded
         .zip(&lists)
         .map(|(campaign_id, list)| ListEntry { campaign_id, list })
         .collect();
-    store
-        .replace(&calls, &lists)
-        .await
-        .context("writing to Redis")?;
+    let written = match existing {
+        Existing::Replace => store.replace(&calls, &lists).await.map(|()| Inserted {
+            calls: calls.len(),
+            lists: lists.len(),
+        }),
+        Existing::Keep => store.insert_missing(&calls, &lists).await,
+    }
+    .context("writing to Redis")?;
     Ok(Seeded {
-        calls: data.calls.len(),
-        campaigns: data.campaigns.len(),
+        calls: written.calls,
+        campaigns: written.lists,
+        kept_calls: calls.len() - written.calls,
+        kept_campaigns: lists.len() - written.lists,
     })
 }
 

@@ -22,4 +22,4 @@ pub use error::{cut, WsError, MAX_ECHO_BYTES};
 pub use kinds::{RequestKind, Select, Selection, KINDS, WS_ERROR_SUBTOPIC};
 pub use reply::{render_error, render_outcomes};
 pub use request::{parse_request, request_body, Inbound, Query};
-pub use route::{ReplyRoute, RequestProperties, Unanswered, NOT_UTF8};
+pub use route::{ReplyRoute, RequestProperties, Unanswered};

@@ -13,30 +13,15 @@ pub struct RequestProperties {
     pub message_id: Option<String>,
     /// `app_id`, when set.
     pub app_id: Option<String>,
-    /// Some header key arrived with bytes that are not UTF-8.
-    pub header_key_not_utf8: bool,
+    /// The first property read that arrived with bytes that were not
+    /// UTF-8, by name: `reply_to`, `correlation_id`, `message_id`,
+    /// `app_id`, or `a header key`. The AMQP parser replaces such bytes
+    /// with U+FFFD and says that it did (see `patches/amq-protocol-types`);
+    /// a U+FFFD sent as such is a character like any other.
+    pub not_utf8: Option<&'static str>,
 }
 
-/// What the AMQP parser puts in place of bytes that are not UTF-8 (see
-/// `patches/amq-protocol-types`): such a property arrives decoded with it.
-pub const NOT_UTF8: char = char::REPLACEMENT_CHARACTER;
-
 impl RequestProperties {
-    /// The first property read that was not UTF-8 on the wire, by name.
-    pub fn not_utf8(&self) -> Option<&'static str> {
-        let fields = [
-            ("reply_to", &self.reply_to),
-            ("correlation_id", &self.correlation_id),
-            ("message_id", &self.message_id),
-            ("app_id", &self.app_id),
-        ];
-        fields
-            .into_iter()
-            .find(|(_, value)| value.as_deref().is_some_and(|v| v.contains(NOT_UTF8)))
-            .map(|(name, _)| name)
-            .or(self.header_key_not_utf8.then_some("a header key"))
-    }
-
     /// The reply's `correlation_id`: the request's, or else its `message_id`.
     pub fn reply_correlation_id(&self) -> Option<&str> {
         non_empty(&self.correlation_id).or_else(|| non_empty(&self.message_id))
@@ -96,7 +81,7 @@ impl ReplyRoute {
         is_reply: bool,
         own_app_id: &str,
     ) -> Result<Self, Unanswered> {
-        if let Some(name) = properties.not_utf8() {
+        if let Some(name) = properties.not_utf8 {
             return Err(Unanswered::NotUtf8(name));
         }
         if is_reply {
@@ -211,23 +196,29 @@ mod tests {
 
     #[test]
     fn a_property_that_was_not_utf8_is_never_answered() {
-        for (name, mut p) in [
-            ("reply_to", props(Some("q\u{FFFD}"), None)),
-            ("correlation_id", props(Some("q"), None)),
-            ("message_id", props(Some("q"), None)),
-            ("app_id", props(Some("q"), Some("\u{FFFD}x"))),
-            ("a header key", props(Some("q"), None)),
+        for name in [
+            "reply_to",
+            "correlation_id",
+            "message_id",
+            "app_id",
+            "a header key",
         ] {
-            match name {
-                "correlation_id" => p.correlation_id = Some("\u{FFFD}\u{FFFD}-bad".into()),
-                "message_id" => p.message_id = Some("m\u{FFFD}".into()),
-                "a header key" => p.header_key_not_utf8 = true,
-                _ => {}
-            }
-            assert_eq!(p.not_utf8(), Some(name));
+            let p = RequestProperties {
+                not_utf8: Some(name),
+                ..props(Some("q"), Some("app"))
+            };
             assert_eq!(choose(&p, Some("src")), Err(Unanswered::NotUtf8(name)));
         }
-        assert_eq!(props(Some("q"), Some("app")).not_utf8(), None);
+    }
+
+    #[test]
+    fn a_u_fffd_sent_as_such_is_answered() {
+        let p = RequestProperties {
+            correlation_id: Some("\u{FFFD}\u{FFFD}-real".into()),
+            ..props(Some("q\u{FFFD}"), Some("\u{FFFD}x"))
+        };
+        let route = choose(&p, Some("src"));
+        assert_eq!(route, Ok(ReplyRoute::ReplyTo("q\u{FFFD}".into())));
     }
 
     #[test]

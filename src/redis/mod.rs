@@ -9,7 +9,7 @@ mod store;
 mod writes;
 
 pub use self::store::RedisStore;
-pub use self::writes::{CallEntry, ListEntry};
+pub use self::writes::{CallEntry, Inserted, ListEntry};
 
 use crate::settings::{Settings, SettingsError};
 

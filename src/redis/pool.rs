@@ -4,13 +4,45 @@
 use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
-use deadpool::managed::{self, Object, Pool, Status};
+use deadpool::managed::{self, Object, Pool, Status, TimeoutType};
 use deadpool_redis::redis::aio::{ConnectionLike, MultiplexedConnection};
-use deadpool_redis::redis::{self, AsyncConnectionConfig};
+use deadpool_redis::redis::{self, AsyncConnectionConfig, RedisError};
 use deadpool_redis::Runtime;
 
 use super::sentinel::SentinelManager;
 use crate::settings::RedisSettings;
+
+/// The pool could not be built, or could not hand out a connection.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// The settings cannot make a pool; names the key.
+    #[error("configuration: invalid `{key}`: {reason}")]
+    Invalid {
+        /// The offending key.
+        key: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Connecting, authenticating, or a command on the connection failed.
+    #[error("redis: {0}")]
+    Redis(#[from] RedisError),
+    /// No connection within the time-outs of [`Timeouts`].
+    #[error("redis: no connection in time ({0:?})")]
+    Timeout(TimeoutType),
+    /// The pool itself failed (closed, or built without a runtime).
+    #[error("redis pool: {0}")]
+    Pool(String),
+}
+
+impl From<managed::PoolError<RedisError>> for PoolError {
+    fn from(error: managed::PoolError<RedisError>) -> Self {
+        match error {
+            managed::PoolError::Backend(error) => Self::Redis(error),
+            managed::PoolError::Timeout(kind) => Self::Timeout(kind),
+            other => Self::Pool(other.to_string()),
+        }
+    }
+}
 
 /// Bounds on connecting, on each response, and on waiting for a free slot.
 #[derive(Debug, Clone, Copy)]
@@ -39,33 +71,44 @@ const PIPELINE_BUFFER: usize = 1024;
 impl RedisPool {
     /// Builds the pool; connections are opened lazily, so this succeeds
     /// while Redis (or every sentinel) is down.
-    pub fn new(settings: &RedisSettings, timeouts: Timeouts) -> Result<Self, String> {
+    pub fn new(settings: &RedisSettings, timeouts: Timeouts) -> Result<Self, PoolError> {
         let connection = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeouts.connect))
             .set_response_timeout(Some(timeouts.response))
             .set_pipeline_buffer_size(PIPELINE_BUFFER);
         if settings.uses_sentinel() {
-            let manager = SentinelManager::new(settings, connection)
-                .map_err(|e| format!("redis.sentinels: {:?}", e.kind()))?;
+            // Only the error's kind: its text may quote a URL.
+            let manager =
+                SentinelManager::new(settings, connection).map_err(|e| PoolError::Invalid {
+                    key: "redis.sentinels",
+                    reason: format!("{:?}", e.kind()),
+                })?;
             Ok(Self::Sentinel(build(manager, settings, timeouts)?))
         } else {
             // `rediss://` gets the CA, client certificate and verification of `redis.tls`.
             let info =
                 super::connection_info::connection_info(settings.url.expose(), &settings.tls)
-                    .map_err(|e| e.to_string())?;
-            let manager = deadpool_redis::Manager::new_with_config(info, connection)
-                .map_err(|e| format!("redis.url: {:?}", e.kind()))?;
+                    .map_err(|e| PoolError::Invalid {
+                        key: e.key,
+                        reason: e.reason,
+                    })?;
+            let manager =
+                deadpool_redis::Manager::new_with_config(info, connection).map_err(|e| {
+                    PoolError::Invalid {
+                        key: "redis.url",
+                        reason: format!("{:?}", e.kind()),
+                    }
+                })?;
             Ok(Self::Plain(build(manager, settings, timeouts)?))
         }
     }
 
     /// A connection, recycled or new.
-    pub async fn get(&self) -> Result<RedisConnection, String> {
-        match self {
-            Self::Plain(pool) => pool.get().await.map(RedisConnection::Plain),
-            Self::Sentinel(pool) => pool.get().await.map(RedisConnection::Sentinel),
-        }
-        .map_err(|e| e.to_string())
+    pub async fn get(&self) -> Result<RedisConnection, PoolError> {
+        Ok(match self {
+            Self::Plain(pool) => RedisConnection::Plain(pool.get().await?),
+            Self::Sentinel(pool) => RedisConnection::Sentinel(pool.get().await?),
+        })
     }
 
     /// Sizes of the pool now.
@@ -78,11 +121,11 @@ impl RedisPool {
 
     /// The master the sentinels name now (checked with `ROLE`), as
     /// `host:port`; `None` without Sentinel.
-    pub async fn sentinel_master(&self) -> Result<Option<String>, String> {
+    pub async fn sentinel_master(&self) -> Result<Option<String>, PoolError> {
         match self {
             Self::Plain(_) => Ok(None),
             Self::Sentinel(pool) => {
-                let client = pool.manager().master().await.map_err(|e| e.to_string())?;
+                let client = pool.manager().master().await?;
                 Ok(Some(client.get_connection_info().addr().to_string()))
             }
         }
@@ -93,7 +136,7 @@ fn build<M, W>(
     manager: M,
     settings: &RedisSettings,
     timeouts: Timeouts,
-) -> Result<Pool<M, W>, String>
+) -> Result<Pool<M, W>, PoolError>
 where
     M: managed::Manager,
     W: From<Object<M>>,
@@ -105,7 +148,7 @@ where
         .recycle_timeout(Some(timeouts.response))
         .runtime(Runtime::Tokio1)
         .build()
-        .map_err(|e| format!("redis pool: {e}"))
+        .map_err(|e| PoolError::Pool(e.to_string()))
 }
 
 /// A pooled connection; goes back to its pool when dropped. Derefs to

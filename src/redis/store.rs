@@ -9,8 +9,8 @@ use deadpool_redis::redis;
 use deadpool_redis::redis::aio::MultiplexedConnection;
 use tokio::time::Instant;
 
-pub use super::pool::RedisConnection;
 use super::pool::{self, RedisPool};
+pub use super::pool::{PoolError, RedisConnection};
 
 use crate::service::{CallRecord, Store, StoreError};
 use crate::settings::RedisSettings;
@@ -31,6 +31,8 @@ pub struct RedisStore {
     prefix: String,
     /// Longest outcome list read; a longer one is not fetched at all.
     max_list_bytes: usize,
+    /// Longest call record field read; a longer one is not fetched at all.
+    max_field_bytes: usize,
     shared: Arc<SharedConnections>,
 }
 
@@ -62,18 +64,19 @@ impl std::fmt::Debug for RedisStore {
 impl RedisStore {
     /// Builds the pool; connections are opened lazily, so this succeeds
     /// while Redis is down.
-    pub fn new(settings: &RedisSettings) -> Result<Self, StoreError> {
+    pub fn new(settings: &RedisSettings) -> Result<Self, PoolError> {
         let timeouts = pool::Timeouts {
             connect: CONNECT_TIMEOUT,
             response: RESPONSE_TIMEOUT,
             wait: POOL_WAIT_TIMEOUT,
         };
-        let pool = RedisPool::new(settings, timeouts).map_err(StoreError::Unavailable)?;
+        let pool = RedisPool::new(settings, timeouts)?;
         let slots = (0..settings.pool_size).map(|_| Mutex::new(None)).collect();
         Ok(Self {
             pool,
             prefix: settings.key_prefix.clone(),
             max_list_bytes: usize::MAX,
+            max_field_bytes: usize::MAX,
             shared: Arc::new(SharedConnections {
                 slots,
                 next: AtomicUsize::new(0),
@@ -89,13 +92,18 @@ impl RedisStore {
         self
     }
 
+    /// Reads call record fields of at most `max` bytes; a record with a
+    /// longer one is answered as unreadable (`BadData`) without the field
+    /// being fetched (`limits.max_call_field_bytes`).
+    pub fn with_max_field_bytes(mut self, max: usize) -> Self {
+        self.max_field_bytes = max.max(1);
+        self
+    }
+
     /// With Sentinel, the master's `host:port` the sentinels name now;
     /// `None` for a plain `redis.url`.
     pub async fn sentinel_master(&self) -> Result<Option<String>, StoreError> {
-        self.pool
-            .sentinel_master()
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("redis sentinel: {e}")))
+        self.pool.sentinel_master().await.map_err(pool_error)
     }
 
     /// `P:call:<callid>`.
@@ -110,10 +118,7 @@ impl RedisStore {
 
     /// A pooled connection, for commands outside the serving path.
     pub(super) async fn connection(&self) -> Result<RedisConnection, StoreError> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("redis connection: {e}")))
+        self.pool.get().await.map_err(pool_error)
     }
 
     /// `PING`: whether Redis answers now.
@@ -124,6 +129,28 @@ impl RedisStore {
             .await
             .map(drop)
             .map_err(store_error)
+    }
+
+    /// Whether a request could be looked up now: every command of the
+    /// lookup, in one round trip, on keys under the prefix that no request
+    /// can name. Unlike `PING`, this fails for a Redis user that may not
+    /// run the lookup's commands or read keys under the prefix (`NOPERM`).
+    pub async fn probe_lookup(&self) -> Result<(), StoreError> {
+        let call = self.call_key(PROBE_ID);
+        let list = self.outcomes_key(PROBE_ID);
+        let mut pipe = redis::pipe();
+        call_lookup(&mut pipe, &call, self.max_field_bytes);
+        list_head(&mut pipe, &list, 0);
+        list_whole(&mut pipe, &list);
+        let mut conn = self.connection().await?;
+        match pipe.query_async::<redis::Value>(&mut *conn).await {
+            // Data at these keys (of any type) is none of readiness's business.
+            Ok(_) => Ok(()),
+            Err(error) => match store_error(error) {
+                StoreError::BadData(_) => Ok(()),
+                failed => Err(failed),
+            },
+        }
     }
 
     /// A shared connection and its slot, taken from the pool when the slot
@@ -186,48 +213,141 @@ fn text(value: RawValue) -> Result<Option<String>, StoreError> {
         .map_err(|_| StoreError::BadData("value is not UTF-8".to_owned()))
 }
 
-/// Type errors are the data's fault and final; everything else (I/O,
-/// time-outs, a server busy loading) may pass.
+/// Server error codes of a refusal: the user may not run the command or
+/// read the key (`NOPERM`), or is not, or cannot be, authenticated.
+const REFUSALS: [&str; 3] = ["NOPERM", "NOAUTH", "WRONGPASS"];
+
+/// How Redis words a command a script may not run for its user: with the
+/// generic code `ERR` (7.2 and later, and Valkey: `ACL failure in script`;
+/// 7.0: `The user executing the script can't run this command`), where a
+/// command run directly would answer `NOPERM`. The call lookup is a script.
+const SCRIPT_REFUSALS: [&str; 2] = [
+    "ACL failure in script",
+    "The user executing the script can't run this command",
+];
+
+/// Refusals and type errors are final: the first is the configuration's
+/// fault, the second the data's. Everything else (I/O, time-outs, a server
+/// busy loading) may pass.
 fn store_error(error: redis::RedisError) -> StoreError {
-    let message = error.to_string();
-    let wrong_type = matches!(error.kind(), redis::ErrorKind::UnexpectedReturnType)
-        || error
-            .into_server_errors()
-            .is_some_and(|errors| errors.iter().any(|(_, e)| e.code() == "WRONGTYPE"));
-    if wrong_type {
+    let kind = error.kind();
+    let mut message = error.to_string();
+    let mut codes = Vec::new();
+    if let Some(errors) = error.into_server_errors() {
+        // The server's own words, each once (a pipeline repeats them):
+        // `NOPERM this user has no permissions to run the 'hmget' command`.
+        let mut said: Vec<String> = Vec::new();
+        for (_, error) in errors.iter() {
+            let line = format!("{} {}", error.code(), error.details().unwrap_or_default());
+            if !said.contains(&line) {
+                said.push(line);
+            }
+            let details = error.details().unwrap_or_default();
+            if SCRIPT_REFUSALS
+                .iter()
+                .any(|words| details.starts_with(words))
+            {
+                codes.push("NOPERM".to_owned());
+            } else {
+                codes.push(error.code().to_owned());
+            }
+        }
+        message = said.join("; ");
+    }
+    let has = |wanted: &[&str]| codes.iter().any(|code| wanted.contains(&code.as_str()));
+    if kind == redis::ErrorKind::AuthenticationFailed || has(&REFUSALS) {
+        StoreError::Refused(format!("redis: {message}"))
+    } else if kind == redis::ErrorKind::UnexpectedReturnType || has(&["WRONGTYPE"]) {
         StoreError::BadData(message)
     } else {
         StoreError::Unavailable(format!("redis: {message}"))
     }
 }
 
+/// A pool error as the service sees it: the Redis errors within are told
+/// apart as [`store_error`] does; time-outs and a closed pool may pass.
+fn pool_error(error: PoolError) -> StoreError {
+    match error {
+        PoolError::Redis(error) => store_error(error),
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+/// The fields of a call record the lookup reads (section 6).
+const CAMPAIGN_ID: &str = "campaign_id";
+const ACCOUNT_NUMBER: &str = "account_number";
+
+/// The callid and campaign id of [`RedisStore::probe_lookup`]'s keys: a
+/// control character, which no request's callid may hold.
+const PROBE_ID: &str = "\u{1}lcm-worker readiness probe";
+
+/// The call lookup, run by Redis in one step: the fields' lengths first,
+/// so that an oversized field (another system writes the record) is never
+/// sent whole, then whether the record exists (a record without either
+/// field is another error than no record) and the two fields. One round
+/// trip: each costs the worker about as much as the rest of a request's
+/// Redis work (docs/performance.md), and a script is atomic, so the record
+/// cannot change between the check and the read.
+///
+/// Returns `{exists, campaign_id length, account_number length,
+/// campaign_id, account_number}`, the values `false` (nil) when absent or
+/// over `ARGV[1]` bytes.
+const CALL_LOOKUP: &str = r"
+local max = tonumber(ARGV[1])
+local campaign = redis.call('HSTRLEN', KEYS[1], 'campaign_id')
+local account = redis.call('HSTRLEN', KEYS[1], 'account_number')
+if campaign > max or account > max then
+  return {1, campaign, account, false, false}
+end
+local fields = redis.call('HMGET', KEYS[1], 'campaign_id', 'account_number')
+return {redis.call('EXISTS', KEYS[1]), campaign, account, fields[1], fields[2]}
+";
+
+/// The call lookup added to a pipeline, so that the readiness probe runs
+/// exactly what requests run. `EVAL` with the script's text rather than
+/// `EVALSHA`: Redis keeps the compiled script by its hash either way, and a
+/// server restarted or failed over never answers `NOSCRIPT`.
+fn call_lookup(pipe: &mut redis::Pipeline, key: &str, max_field_bytes: usize) {
+    pipe.cmd("EVAL")
+        .arg(CALL_LOOKUP)
+        .arg(1)
+        .arg(key)
+        .arg(max_field_bytes);
+}
+
+/// What [`CALL_LOOKUP`] returns.
+type CallReply = (bool, usize, usize, RawValue, RawValue);
+
+fn list_head(pipe: &mut redis::Pipeline, key: &str, last: isize) {
+    pipe.strlen(key).getrange(key, 0, last);
+}
+
+fn list_whole(pipe: &mut redis::Pipeline, key: &str) {
+    pipe.get(key);
+}
+
+/// `Err` when a field of `length` bytes is over `max`.
+fn field_within(field: &str, length: usize, max: usize) -> Result<(), StoreError> {
+    if length > max {
+        return Err(StoreError::BadData(format!(
+            "the call record's {field} is {length} bytes, over limits.max_call_field_bytes"
+        )));
+    }
+    Ok(())
+}
+
 impl Store for RedisStore {
     async fn call(&self, callid: &str) -> Result<Option<CallRecord>, StoreError> {
         let key = self.call_key(callid);
+        let max = self.max_field_bytes;
         let mut pipe = redis::pipe();
-        pipe.cmd("HMGET")
-            .arg(&key)
-            .arg("campaign_id")
-            .arg("account_number");
-        let ((mut campaign_id, mut account_number),): ((RawValue, RawValue),) =
+        call_lookup(&mut pipe, &key, max);
+        let ((exists, campaign_length, account_length, campaign_id, account_number),): (CallReply,) =
             self.query(RedisOperation::Call, &pipe).await?;
-        if campaign_id.is_none() && account_number.is_none() {
-            // No record, or one without either field, which is another
-            // error: a second round trip tells them apart, on the error
-            // path only. It reads the fields again in the same pipeline,
-            // in case the dialer wrote the record in between.
-            let mut pipe = redis::pipe();
-            pipe.exists(&key)
-                .cmd("HMGET")
-                .arg(&key)
-                .arg("campaign_id")
-                .arg("account_number");
-            let (exists, fields): (bool, (RawValue, RawValue)) =
-                self.query(RedisOperation::CallExists, &pipe).await?;
-            if !exists {
-                return Ok(None);
-            }
-            (campaign_id, account_number) = fields;
+        field_within(CAMPAIGN_ID, campaign_length, max)?;
+        field_within(ACCOUNT_NUMBER, account_length, max)?;
+        if !exists {
+            return Ok(None);
         }
         Ok(Some(CallRecord {
             campaign_id: text(campaign_id)?,
@@ -241,7 +361,7 @@ impl Store for RedisStore {
         // round trip: an oversized list is never read whole.
         let last = isize::try_from(self.max_list_bytes - 1).unwrap_or(isize::MAX);
         let mut pipe = redis::pipe();
-        pipe.strlen(&key).getrange(&key, 0, last);
+        list_head(&mut pipe, &key, last);
         let (length, head): (usize, Vec<u8>) = self.query(RedisOperation::Outcomes, &pipe).await?;
         if length > self.max_list_bytes {
             return Err(StoreError::BadData(format!(
@@ -254,7 +374,7 @@ impl Store for RedisStore {
         // No key, or an empty string (which is corrupt, not absent): a
         // second round trip tells them apart, on this rare path only.
         let mut pipe = redis::pipe();
-        pipe.get(&key);
+        list_whole(&mut pipe, &key);
         let (list,): (RawValue,) = self.query(RedisOperation::Outcomes, &pipe).await?;
         text(list)
     }
@@ -263,6 +383,57 @@ impl Store for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The error Redis answers with `line` (`-CODE detail`).
+    fn server_error(line: &str) -> redis::RedisError {
+        let reply = redis::parse_redis_value(format!("-{line}\r\n").as_bytes()).unwrap();
+        match reply.extract_error() {
+            Err(error) => error,
+            Ok(value) => panic!("not an error: {value:?}"),
+        }
+    }
+
+    #[test]
+    fn refusals_and_type_errors_are_final_and_the_rest_may_pass() {
+        let refused = [
+            "NOPERM this user has no permissions to run the 'hmget' command",
+            "NOAUTH Authentication required.",
+            "WRONGPASS invalid username-password pair or user is disabled.",
+            // Inside the call lookup's script, as Redis 8 and Valkey 9 say it ...
+            "ERR ACL failure in script: User lcm has no permissions to run the 'hmget' command \
+             script: d428573a4356bc6caa149dc925b0f2dba21022c7, on @user_script:1.",
+            // ... and as Redis 7.0 does.
+            "ERR The user executing the script can't run this command or subcommand script: \
+             d428573a4356bc6caa149dc925b0f2dba21022c7, on @user_script:1.",
+        ];
+        for line in refused {
+            match store_error(server_error(line)) {
+                StoreError::Refused(message) => assert_eq!(message, format!("redis: {line}")),
+                other => panic!("{line}: {other:?}"),
+            }
+        }
+        let auth = redis::RedisError::from((
+            redis::ErrorKind::AuthenticationFailed,
+            "Password authentication failed",
+        ));
+        assert!(matches!(store_error(auth), StoreError::Refused(_)));
+        let wrong_type = "WRONGTYPE Operation against a key holding the wrong kind of value";
+        assert!(matches!(
+            store_error(server_error(wrong_type)),
+            StoreError::BadData(_)
+        ));
+        for line in [
+            "LOADING Redis is loading the dataset in memory",
+            "ERR unknown",
+        ] {
+            assert!(
+                matches!(store_error(server_error(line)), StoreError::Unavailable(_)),
+                "{line}"
+            );
+        }
+        let io = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(matches!(store_error(io), StoreError::Unavailable(_)));
+    }
 
     #[test]
     fn the_serving_futures_stay_small() {

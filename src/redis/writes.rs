@@ -30,6 +30,15 @@ pub struct ListEntry<'a> {
     pub list: &'a str,
 }
 
+/// How many entries [`RedisStore::insert_missing`] wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Inserted {
+    /// Call records written.
+    pub calls: usize,
+    /// Outcome lists written.
+    pub lists: usize,
+}
+
 /// Commands per pipelined batch of the bench's writes: large enough to amortise round trips,
 /// small enough to keep Redis responsive to the worker meanwhile.
 #[cfg(feature = "bench")]
@@ -55,6 +64,63 @@ impl RedisStore {
                 .ignore();
         }
         self.run(&pipe).await
+    }
+
+    /// Writes, in one transaction, the entries whose keys do not exist yet,
+    /// and leaves the others as they are. The keys are WATCHed from the
+    /// check to the write: if another client changes one of them meanwhile,
+    /// nothing is written and the call fails (run it again).
+    pub async fn insert_missing(
+        &self,
+        calls: &[CallEntry<'_>],
+        lists: &[ListEntry<'_>],
+    ) -> Result<Inserted, StoreError> {
+        let call_keys: Vec<String> = calls.iter().map(|c| self.call_key(c.callid)).collect();
+        let list_keys: Vec<String> = lists
+            .iter()
+            .map(|entry| self.outcomes_key(entry.campaign_id))
+            .collect();
+        if call_keys.is_empty() && list_keys.is_empty() {
+            return Ok(Inserted::default());
+        }
+        let mut conn = self.connection().await?;
+        let mut check = redis::pipe();
+        check.cmd("WATCH").arg(&call_keys).arg(&list_keys).ignore();
+        for key in call_keys.iter().chain(&list_keys) {
+            check.exists(key);
+        }
+        let exists: Vec<bool> = check.query_async(&mut *conn).await.map_err(write_error)?;
+        let (calls_exist, lists_exist) = exists.split_at(call_keys.len());
+
+        let mut write = redis::pipe();
+        write.atomic();
+        let mut inserted = Inserted::default();
+        for ((call, key), _) in calls
+            .iter()
+            .zip(&call_keys)
+            .zip(calls_exist)
+            .filter(|(_, exists)| !**exists)
+        {
+            write.hset_multiple(key, &fields(call)).ignore();
+            inserted.calls += 1;
+        }
+        for ((entry, key), _) in lists
+            .iter()
+            .zip(&list_keys)
+            .zip(lists_exist)
+            .filter(|(_, exists)| !**exists)
+        {
+            write.set(key, entry.list).ignore();
+            inserted.lists += 1;
+        }
+        // EXEC ends the WATCH, also when the transaction is empty; it
+        // answers nil instead of the replies when a watched key changed.
+        let committed: Option<()> = write.query_async(&mut *conn).await.map_err(write_error)?;
+        committed.map(|()| inserted).ok_or_else(|| {
+            StoreError::Unavailable(
+                "redis: a key changed while it was being written; nothing was written".into(),
+            )
+        })
     }
 
     /// Writes every entry in pipelined batches, each key expiring after

@@ -23,10 +23,17 @@ use crate::protocol::{
     parse_request, render_error, render_outcomes, Query, ReplyRoute, RequestKind,
     RequestProperties, Selection, Unanswered, WsError,
 };
+use crate::telemetry::metrics::{self, RESULT_DEAD_LETTERED, RESULT_OK};
+use crate::telemetry::Throttle;
 
 /// `amqp.app_id` by default.
 const DEFAULT_APP_ID: &str = "lcm-outcome-worker";
-use crate::telemetry::metrics::{self, RESULT_DEAD_LETTERED, RESULT_OK};
+
+/// Records Redis cannot give as the data model says (a key of the wrong
+/// type, a value not UTF-8 or over its size limit) are answered at once
+/// (section 5's rows); every request for such a record would log it, so
+/// one warning per this long says so, with the count held back.
+static UNREADABLE: Throttle = Throttle::new(Duration::from_secs(10));
 
 /// What to do with a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,15 +91,22 @@ impl<S: Store> Service<S> {
             max_message_bytes,
             max_list_bytes: usize::MAX,
             deadline,
-            cache: OutcomeCache::new(Duration::ZERO),
+            cache: OutcomeCache::new(Duration::ZERO, 0),
         }
     }
 
     /// Keeps parsed outcome lists for `ttl` (a campaign edit shows within
-    /// `ttl` at worst).
-    pub fn with_outcome_cache(mut self, ttl: Duration) -> Self {
-        self.cache = OutcomeCache::new(ttl);
+    /// `ttl` at worst), holding at most `budget` bytes of them.
+    pub fn with_outcome_cache(mut self, ttl: Duration, budget: usize) -> Self {
+        self.cache = OutcomeCache::new(ttl, budget);
         self
+    }
+
+    /// Releases the cached outcome lists whose time is up; run it every
+    /// second or so, so that memory goes back after a spike of requests
+    /// even when none follows. Returns the bytes released.
+    pub fn release_expired_outcomes(&self) -> usize {
+        self.cache.release_expired()
     }
 
     /// Answers an outcome list whose reply rendering is over `max` bytes as
@@ -193,7 +207,9 @@ impl<S: Store> Service<S> {
         let call = retry_until(deadline, || self.store.call(&query.callid))
             .await?
             .map_err(|error| {
-                tracing::warn!(%error, "call record is unreadable");
+                if let Some(held_back) = UNREADABLE.allow() {
+                    tracing::warn!(%error, held_back, "call record is unreadable");
+                }
                 invalid_call()
             })?
             .ok_or_else(invalid_call)?;
@@ -213,7 +229,9 @@ impl<S: Store> Service<S> {
         let stored = retry_until(deadline, || self.store.outcome_list(&campaign_id))
             .await?
             .map_err(|error| {
-                tracing::warn!(%error, "stored outcome list is unreadable");
+                if let Some(held_back) = UNREADABLE.allow() {
+                    tracing::warn!(%error, held_back, "stored outcome list is unreadable");
+                }
                 corrupt()
             })?;
         let list = match stored {
@@ -424,6 +442,37 @@ mod tests {
         assert_eq!(
             reply["message"]["errorMessage"],
             "Corrupt business outcome data for Campaign ID:3"
+        );
+    }
+
+    /// A store whose user may not run the lookup, counting the attempts.
+    #[derive(Default)]
+    struct RefusingStore(AtomicUsize);
+
+    impl Store for RefusingStore {
+        async fn call(&self, _: &str) -> Result<Option<CallRecord>, StoreError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Err(StoreError::Refused(
+                "NOPERM no permissions to run 'hmget'".into(),
+            ))
+        }
+        async fn outcome_list(&self, _: &str) -> Result<Option<String>, StoreError> {
+            unreachable!("the call lookup is refused first")
+        }
+    }
+
+    // Paused: a retry would advance the clock at once, not wait it out.
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_is_cache_unavailable_at_once_without_a_retry() {
+        let service = Service::new(RefusingStore::default(), 65536, Duration::from_secs(600));
+        for _ in 0..3 {
+            let reply = reply_of(&service, &sample_body("12345", "1")).await;
+            assert_eq!(reply["message"]["errorMessage"], "Cache unavailable");
+        }
+        assert_eq!(
+            service.store.0.load(Ordering::SeqCst),
+            3,
+            "one attempt each"
         );
     }
 

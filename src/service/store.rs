@@ -19,8 +19,14 @@ pub enum StoreError {
     /// Unreachable, timed out, or failing: worth retrying until the deadline.
     #[error("cache unavailable: {0}")]
     Unavailable(String),
+    /// The cache refuses the worker: its user may not run the lookup
+    /// (`NOPERM`), or authentication is refused. Retrying cannot cure it,
+    /// and every request would wait out its deadline in vain.
+    #[error("cache refuses the lookup: {0}")]
+    Refused(String),
     /// The stored value cannot be read as the data model says (wrong Redis
-    /// type, not UTF-8): retrying would get the same answer.
+    /// type, not UTF-8, over its size limit): retrying would get the same
+    /// answer.
     #[error("unreadable stored value: {0}")]
     BadData(String),
 }

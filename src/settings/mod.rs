@@ -13,6 +13,7 @@ mod password_files;
 mod secret;
 pub mod tls;
 mod validate;
+mod whole;
 
 pub use self::secret::{redact_url, SecretUrl};
 pub use self::tls::TlsSettings;
@@ -66,8 +67,10 @@ pub struct AmqpSettings {
     /// `x-queue-type` of the request queue.
     pub queue_type: QueueType,
     /// `x-delivery-limit` of a quorum request queue; 0 leaves it unset.
+    #[serde(deserialize_with = "whole::whole")]
     pub delivery_limit: u32,
     /// Deliveries in hand at once (`basic.qos`).
+    #[serde(deserialize_with = "whole::whole")]
     pub prefetch: u16,
     /// `app_id` of the replies.
     pub app_id: String,
@@ -106,10 +109,16 @@ pub struct RedisSettings {
     /// `P` in the key names of section 6.
     pub key_prefix: String,
     /// Connections in the pool.
+    #[serde(deserialize_with = "whole::whole")]
     pub pool_size: usize,
     /// How long a campaign's parsed outcome list is reused, in
     /// milliseconds: the most an edit can take to show. 0 disables.
+    #[serde(deserialize_with = "whole::whole")]
     pub outcome_cache_ms: u64,
+    /// The most memory the cached outcome lists may hold, in bytes; the
+    /// oldest are released first to stay within it. 0 disables the cache.
+    #[serde(deserialize_with = "whole::whole")]
+    pub outcome_cache_bytes: usize,
     /// Redis Sentinel addresses (`host:port` or `redis://host:port`). When
     /// any is given the master is found through them, and `url` supplies
     /// only the database, user name and password.
@@ -147,13 +156,21 @@ impl RedisSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct LimitSettings {
     /// Largest request body accepted, in bytes.
+    #[serde(deserialize_with = "whole::whole")]
     pub max_message_bytes: usize,
     /// Time from receipt within which a request is answered, in milliseconds.
+    #[serde(deserialize_with = "whole::whole")]
     pub request_deadline_ms: u64,
     /// Largest outcome list served, in bytes, stored or rendered for the
     /// reply; a larger one is answered as corrupt. Keeps replies under the
     /// broker's `max_message_size` and memory bounded.
+    #[serde(deserialize_with = "whole::whole")]
     pub max_outcome_list_bytes: usize,
+    /// Largest call record field read (`campaign_id`, `account_number`), in
+    /// bytes; a record with a longer one is unusable (`Invalid Call ID`)
+    /// and the field is never read whole.
+    #[serde(deserialize_with = "whole::whole")]
+    pub max_call_field_bytes: usize,
 }
 
 /// `shutdown.*`.
@@ -161,6 +178,7 @@ pub struct LimitSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct ShutdownSettings {
     /// Time to finish deliveries in hand after SIGTERM, in milliseconds.
+    #[serde(deserialize_with = "whole::whole")]
     pub grace_ms: u64,
 }
 
@@ -221,6 +239,7 @@ impl Default for RedisSettings {
             key_prefix: "lcm".into(),
             pool_size: 1,
             outcome_cache_ms: 1000,
+            outcome_cache_bytes: 16 * 1024 * 1024,
             sentinels: Vec::new(),
             sentinel_master: "mymaster".into(),
         }
@@ -233,6 +252,7 @@ impl Default for LimitSettings {
             max_message_bytes: 65536,
             request_deadline_ms: 2000,
             max_outcome_list_bytes: 1_048_576,
+            max_call_field_bytes: 4096,
         }
     }
 }
@@ -306,8 +326,14 @@ impl Settings {
             .with_list_parse_key("amqp.urls")
             .source(environment);
         let mut settings: Settings = builder.add_source(env).build()?.try_deserialize()?;
-        // `LCM__AMQP__URLS=` (empty) means no list, not one empty URL.
+        // `LCM__AMQP__URLS=` (empty) means no list, not one empty URL; so
+        // for the binding keys, where none is then refused (validate.rs).
         settings.amqp.urls.retain(|url| !url.is_blank());
+        settings.amqp.bindings = (settings.amqp.bindings.iter())
+            .map(|key| key.trim())
+            .filter(|key| !key.is_empty())
+            .map(str::to_owned)
+            .collect();
         password_files::resolve(&mut settings)?;
         settings.validate()?;
         Ok(settings)
@@ -385,6 +411,8 @@ mod tests {
         assert_eq!(s.redis.sentinel_master, "mymaster");
         assert_eq!(s.limits.max_message_bytes, 65536);
         assert_eq!(s.limits.request_deadline_ms, 2000);
+        assert_eq!(s.limits.max_call_field_bytes, 4096);
+        assert_eq!(s.redis.outcome_cache_bytes, 16 * 1024 * 1024);
         assert_eq!(s.shutdown.grace_ms, 10000);
         assert_eq!(s.http.addr.to_string(), "0.0.0.0:8080");
         assert_eq!(s.log.format, LogFormat::Text);
@@ -520,6 +548,35 @@ mod tests {
             ("LCM__REDIS__SENTINELS", "a,b", "redis.sentinels"),
             ("LCM__REDIS__SENTINELS", "http://a:1", "redis.sentinels"),
             ("LCM__AMQP__DELIVERY_LIMIT", "-1", "amqp.delivery_limit"),
+            ("LCM__AMQP__PREFETCH", "1.5", "amqp.prefetch"),
+            ("LCM__AMQP__PREFETCH", "1025", "amqp.prefetch"),
+            ("LCM__AMQP__PREFETCH", "70000", "amqp.prefetch"),
+            ("LCM__REDIS__POOL_SIZE", "100000000000", "redis.pool_size"),
+            ("LCM__REDIS__POOL_SIZE", "2.5", "redis.pool_size"),
+            (
+                "LCM__REDIS__OUTCOME_CACHE_BYTES",
+                "1e12",
+                "redis.outcome_cache_bytes",
+            ),
+            (
+                "LCM__REDIS__OUTCOME_CACHE_MS",
+                "0.5",
+                "redis.outcome_cache_ms",
+            ),
+            (
+                "LCM__LIMITS__MAX_MESSAGE_BYTES",
+                "99999999999999999999999",
+                "limits.max_message_bytes",
+            ),
+            (
+                "LCM__LIMITS__MAX_CALL_FIELD_BYTES",
+                "0",
+                "limits.max_call_field_bytes",
+            ),
+            ("LCM__SHUTDOWN__GRACE_MS", "-5", "shutdown.grace_ms"),
+            ("LCM__SHUTDOWN__GRACE_MS", "ten", "shutdown.grace_ms"),
+            ("LCM__AMQP__BINDINGS", "", "amqp.bindings"),
+            ("LCM__AMQP__BINDINGS", " , ", "amqp.bindings"),
             (
                 "LCM__AMQP__TLS__CA_FILE",
                 "/nonexistent/ca.pem",
@@ -539,6 +596,33 @@ mod tests {
     }
 
     #[test]
+    fn a_whole_number_may_be_written_as_one_in_a_file_but_never_as_a_fraction() {
+        let path = std::env::temp_dir().join(format!("lcm-whole-{}.toml", std::process::id()));
+        let load = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            let loaded = Settings::load_from(Some(path.to_string_lossy().into_owned()), env(&[]));
+            std::fs::remove_file(&path).unwrap();
+            loaded
+        };
+        let s = load("[amqp]\nprefetch = 16.0\n[redis]\npool_size = \"4\"\n").unwrap();
+        assert_eq!((s.amqp.prefetch, s.redis.pool_size), (16, 4));
+        let error = load("[amqp]\nprefetch = 1.5\n").unwrap_err().to_string();
+        assert!(error.contains("1.5 is not a whole number"), "{error}");
+        assert!(error.contains("amqp.prefetch"), "{error}");
+    }
+
+    #[test]
+    fn blank_binding_keys_are_left_out_and_the_rest_trimmed() {
+        let s = Settings::load_from(None, env(&[("LCM__AMQP__BINDINGS", " a ,, b,")])).unwrap();
+        assert_eq!(s.amqp.bindings, ["a", "b"]);
+        let error = Settings::load_from(None, env(&[("LCM__AMQP__BINDINGS", "")])).unwrap_err();
+        assert!(
+            error.to_string().contains("at least one binding key"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn a_url_that_is_not_amqp_names_its_key() {
         for (var, value, key) in [
             ("LCM__AMQP__URL", "http://x", "amqp.url"),
@@ -549,6 +633,17 @@ mod tests {
         }
         let urls = "amqp://a/%2f,amqps://b:5671/%2f";
         Settings::load_from(None, env(&[("LCM__AMQP__URLS", urls)])).unwrap();
+    }
+
+    #[test]
+    fn a_frame_max_below_what_rabbitmq_4_1_accepts_is_refused() {
+        let url = |frame_max| format!("amqp://u:p@broker:5672/%2f?frame_max={frame_max}");
+        let error = Settings::load_from(None, env(&[("LCM__AMQP__URL", &url(4096))])).unwrap_err();
+        assert!(error.to_string().contains("amqp.url"), "{error}");
+        assert!(error.to_string().contains("frame_max=4096"), "{error}");
+        for frame_max in [8192, 131_072] {
+            Settings::load_from(None, env(&[("LCM__AMQP__URL", &url(frame_max))])).unwrap();
+        }
     }
 
     #[test]

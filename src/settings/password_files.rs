@@ -41,7 +41,12 @@ fn read(key: &'static str, path: &str) -> Result<Option<String>, SettingsError> 
     Ok(Some(password.to_owned()))
 }
 
-/// `url` with its password set to `password` (percent-encoded as needed).
+/// Schemes of a Redis Unix socket, whose password redis-rs takes from the
+/// `pass` query key: such a URL has no user info.
+const SOCKET_SCHEMES: [&str; 3] = ["unix", "redis+unix", "valkey+unix"];
+
+/// `url` with its password set to `password` (percent-encoded as needed):
+/// in the user info, or for a Unix socket in the `pass` query key.
 fn with_password(
     url: &SecretUrl,
     password: &str,
@@ -53,6 +58,19 @@ fn with_password(
     };
     // The parse error never quotes the URL, which may hold a password.
     let mut parsed = url::Url::parse(url.expose()).map_err(|_| invalid("not a URL"))?;
+    if SOCKET_SCHEMES.contains(&parsed.scheme()) {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .filter(|(key, _)| key != "pass")
+            .map(|(key, value)| (key.into_owned(), value.into_owned()))
+            .collect();
+        parsed
+            .query_pairs_mut()
+            .clear()
+            .extend_pairs(pairs)
+            .append_pair("pass", password);
+        return Ok(SecretUrl::new(parsed.to_string()));
+    }
     parsed
         .set_password(Some(password))
         .map_err(|()| invalid("this URL cannot carry a password"))?;
@@ -125,6 +143,36 @@ mod tests {
             "rediss://:hunter2@cache:6380/0"
         );
         assert!(!format!("{:?}", settings).contains("hunter2"));
+    }
+
+    #[test]
+    fn a_redis_password_file_fills_the_pass_of_a_unix_socket_url() {
+        let path = secret_file("socket-pw", "s3cret&=?\n");
+        let path_text = path.to_string_lossy().into_owned();
+        let settings = load(&[
+            (
+                "LCM__REDIS__URL",
+                "redis+unix:///run/redis.sock?db=2&pass=old",
+            ),
+            ("LCM__REDIS__PASSWORD_FILE", &path_text),
+        ]);
+        std::fs::remove_file(&path).unwrap();
+        let settings = settings.unwrap();
+        let parsed = url::Url::parse(settings.redis.url.expose()).unwrap();
+        let pairs: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
+        assert_eq!(
+            pairs,
+            [
+                ("db".into(), "2".into()),
+                ("pass".into(), "s3cret&=?".into())
+            ]
+        );
+        let shown = format!("{:?}", settings);
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("redis+unix:///run/redis.sock?db=2&pass=***"),
+            "{shown}"
+        );
     }
 
     #[test]

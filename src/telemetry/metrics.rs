@@ -45,22 +45,19 @@ pub const UNKNOWN_KIND: &str = "unknown";
 /// A Redis round trip of the serving path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RedisOperation {
-    /// The call record (one `HMGET`).
+    /// The call record (one script: the fields' lengths, then the fields).
     Call,
-    /// The second look at a call record that had neither field.
-    CallExists,
     /// A campaign's outcome list.
     Outcomes,
 }
 
 impl RedisOperation {
-    const ALL: [Self; 3] = [Self::Call, Self::CallExists, Self::Outcomes];
+    const ALL: [Self; 2] = [Self::Call, Self::Outcomes];
 
     /// The `operation` label.
     pub fn label(self) -> &'static str {
         match self {
             Self::Call => "call",
-            Self::CallExists => "call_exists",
             Self::Outcomes => "outcomes",
         }
     }
@@ -235,12 +232,12 @@ mod tests {
     #[test]
     fn recorded_series_count_into_their_own_labels_and_a_settled_delivery_counts_down_once() {
         let handle = metrics_handle();
-        let exists = r#"lcm_redis_duration_seconds_count{operation="call_exists"}"#;
-        let before = sample(&handle.render(), exists);
+        let lengths = r#"lcm_redis_duration_seconds_count{operation="call"}"#;
+        let before = sample(&handle.render(), lengths);
         let in_hand_before = sample(&handle.render(), "lcm_deliveries_in_hand");
         for _ in 0..2 {
             request_settled("metrics_test_a", RESULT_OK, Duration::from_millis(1));
-            redis_round_trip(RedisOperation::CallExists, Duration::from_micros(50), false);
+            redis_round_trip(RedisOperation::Call, Duration::from_micros(50), false);
         }
         request_settled("metrics_test_a", "InvalidCallId", Duration::from_millis(1));
         request_settled("metrics_test_b", RESULT_OK, Duration::from_millis(1));
@@ -261,7 +258,7 @@ mod tests {
         assert_eq!(requests("metrics_test_b", RESULT_OK), 1.0);
         let durations = r#"lcm_request_duration_seconds_count{subtopic="metrics_test_a"}"#;
         assert_eq!(sample(&text, durations), 3.0);
-        assert_eq!(sample(&text, exists) - before, 2.0);
+        assert_eq!(sample(&text, lengths) - before, 2.0);
         // One still in hand; the released one counted down once only.
         assert_eq!(
             sample(&text, "lcm_deliveries_in_hand") - in_hand_before,

@@ -18,6 +18,8 @@ mod hostile {
     mod bounds;
     mod frames;
     mod loops;
+    mod probes;
+    mod records;
     mod reply_to;
 }
 
@@ -28,17 +30,20 @@ mod operations {
     mod in_process;
     mod observability;
     mod secrets;
+    mod signals;
 }
 
 /// Faults survived: lost connections, broker restarts, fail-over, Redis
-/// outages and Sentinel, load, TLS.
+/// outages, refusals and Sentinel, load, TLS.
 mod resilience {
     mod acks;
     mod cluster;
     mod endpoints;
     mod faults;
     mod load;
+    mod log_pipe;
     mod quorum;
+    mod refusals;
     mod replicas;
     mod restart;
     mod sentinel;

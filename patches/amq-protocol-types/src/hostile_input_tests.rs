@@ -97,6 +97,58 @@ fn a_field_table_with_a_non_utf8_key_parses() {
     assert_eq!(table, expected);
 }
 
+#[test]
+fn a_short_string_says_whether_its_bytes_were_replaced_and_a_real_u_fffd_is_not() {
+    for (bytes, replaced) in [
+        (&b"\xff\xfe-bad"[..], true),
+        (b"\xc3\x28", true),
+        (&short_of_255_invalid()[..], true),
+        ("a \u{FFFD} sent as such".as_bytes(), false),
+        (b"ok", false),
+    ] {
+        let (_, s) = parse_short_string(&short(bytes)[..]).unwrap();
+        assert_eq!(s.replaced_invalid_utf8(), replaced, "{bytes:x?}");
+    }
+    assert!(!ShortString::from("\u{FFFD}").replaced_invalid_utf8());
+}
+
+fn short_of_255_invalid() -> Vec<u8> {
+    vec![0xff; 255]
+}
+
+#[test]
+fn the_replaced_mark_takes_no_part_in_comparing_hashing_or_serialising() {
+    use std::hash::{BuildHasher, RandomState};
+    let (_, lossy) = parse_short_string(&short(b"\xff")[..]).unwrap();
+    let real = ShortString::from("\u{FFFD}");
+    assert_eq!(lossy, real);
+    assert_eq!(lossy.cmp(&real), std::cmp::Ordering::Equal);
+    let hasher = RandomState::new();
+    assert_eq!(hasher.hash_one(&lossy), hasher.hash_one(&real));
+    assert_eq!(format!("{lossy:?}"), "ShortString(\"\u{FFFD}\")");
+    assert_eq!(
+        serde_json::to_string(&lossy).unwrap(),
+        serde_json::to_string("\u{FFFD}").unwrap()
+    );
+    let back: ShortString = serde_json::from_str("\"x\"").unwrap();
+    assert_eq!(back, ShortString::from("x"));
+}
+
+#[test]
+fn a_table_key_says_whether_its_bytes_were_replaced() {
+    let mut entries = short(b"\xc3\x28");
+    entries.extend_from_slice(b"V");
+    entries.extend_from_slice(&short("real \u{FFFD}".as_bytes()));
+    entries.extend_from_slice(b"V");
+    let (_, table) = parse_field_table(&long(&entries)[..]).unwrap();
+    let marks: Vec<(&str, bool)> = table
+        .inner()
+        .keys()
+        .map(|key| (key.as_str(), key.replaced_invalid_utf8()))
+        .collect();
+    assert_eq!(marks, [("real \u{FFFD}", false), ("\u{FFFD}(", true)]);
+}
+
 /// A header table `{"a": deep, "z": "after"}`, where `deep` is a chain of
 /// `depth` levels; each level is `{"k": <next level>, "n": <its level>}` when
 /// `table`, else `[<next level>, <its level>]`. Built from the inside out.

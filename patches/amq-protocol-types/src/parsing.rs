@@ -223,9 +223,10 @@ pub fn parse_decimal_value<I: ParsableInput>(i: I) -> ParserResult<I, DecimalVal
 // Each replacement takes 3 bytes, so the result can exceed the 255 bytes of a
 // short string (and `ShortString::from` would panic): it is then cut at a char
 // boundary to at most 252 bytes and ends with U+FFFD, so the marker is kept.
-fn make_str<I: Input<Item = u8>>(i: I) -> String {
+// The `bool` says whether bytes were replaced (`ShortString::replaced_invalid_utf8`).
+fn make_str<I: Input<Item = u8>>(i: I) -> (String, bool) {
     match String::from_utf8(i.iter_elements().collect()) {
-        Ok(s) => s,
+        Ok(s) => (s, false),
         Err(e) => {
             let mut s = String::from_utf8_lossy(e.as_bytes()).into_owned();
             if s.len() > MAX_SHORT_STRING_LENGTH {
@@ -236,7 +237,7 @@ fn make_str<I: Input<Item = u8>>(i: I) -> String {
                 s.truncate(end);
                 s.push(char::REPLACEMENT_CHARACTER);
             }
-            s
+            (s, true)
         }
     }
 }
@@ -247,7 +248,7 @@ pub fn parse_short_string<I: ParsableInput>(i: I) -> ParserResult<I, ShortString
         "parse_short_string",
         map(
             map(flat_map(parse_short_short_uint, take), make_str),
-            ShortString::from,
+            |(s, replaced)| ShortString::parsed(s, replaced),
         ),
     )
     .parse(i)

@@ -168,8 +168,12 @@ impl fmt::Display for ShortStringError {
 impl std::error::Error for ShortStringError {}
 
 /// A String (deprecated)
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
-pub struct ShortString(String);
+// PATCH (lcm-worker): the `bool` says whether the parser replaced bytes that
+// were not UTF-8 (see `parsing::make_str`), so that an application can tell
+// them from a U+FFFD that was sent as such. It takes no part in comparing,
+// hashing or serialising (impls below), as `Borrow<str>` requires.
+#[derive(Clone, Default)]
+pub struct ShortString(String, bool);
 /// A String
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
 pub struct LongString(Vec<u8>);
@@ -205,7 +209,66 @@ impl ShortString {
         if s.len() > MAX_SHORT_STRING_LENGTH {
             return Err(ShortStringError(s.len()));
         }
-        Ok(Self(s))
+        Ok(Self(s, false))
+    }
+
+    // PATCH (lcm-worker)
+    /// Whether the bytes this string was parsed from were not UTF-8: each
+    /// invalid sequence was replaced with U+FFFD. Always `false` for a
+    /// string built in memory.
+    #[must_use]
+    pub fn replaced_invalid_utf8(&self) -> bool {
+        self.1
+    }
+
+    // PATCH (lcm-worker): the parser's constructor, `replaced` as above.
+    pub(crate) fn parsed(s: String, replaced: bool) -> Self {
+        Self(Self::from(s).0, replaced)
+    }
+}
+
+// PATCH (lcm-worker): what the derives did, on the string alone.
+impl PartialEq for ShortString {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for ShortString {}
+
+impl PartialOrd for ShortString {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ShortString {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.cmp(&other.0)
+    }
+}
+
+impl std::hash::Hash for ShortString {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl fmt::Debug for ShortString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ShortString").field(&self.0).finish()
+    }
+}
+
+impl Serialize for ShortString {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_newtype_struct("ShortString", &self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ShortString {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(|s| Self(s, false))
     }
 }
 

@@ -114,17 +114,17 @@ pub async fn run_command(
 ) -> anyhow::Result<std::process::ExitCode> {
     let report = run(settings, args).await?;
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        super::answer(format_args!("{}", serde_json::to_string(&report)?))?;
     } else {
-        print!("{}", report.table());
+        super::answer(format_args!("{}", report.table().trim_end_matches('\n')))?;
     }
     if report.passed() {
         Ok(std::process::ExitCode::SUCCESS)
     } else {
-        eprintln!(
-            "lcm-worker: bench failed: {} lost, {} wrong",
+        super::say(format_args!(
+            "bench failed: {} lost, {} wrong",
             report.lost, report.wrong
-        );
+        ));
         Ok(std::process::ExitCode::FAILURE)
     }
 }

@@ -99,6 +99,52 @@ async fn a_property_or_header_key_that_is_not_utf8_is_dead_lettered_and_the_rest
 }
 
 #[tokio::test]
+async fn a_u_fffd_sent_as_such_in_a_correlation_id_or_header_key_is_answered() {
+    let env = TestEnv::new("real-fffd").await;
+    env.seed_sample().await;
+    let worker = env.start_worker(&[]).await;
+    let mut requester = env.requester("desk").await;
+    let body = sample_request("desk").to_string();
+    // Valid UTF-8: the character U+FFFD itself, not bytes the parser replaced.
+    let in_correlation_id = "real-\u{FFFD}-correlation";
+    requester
+        .publish(
+            body.as_bytes(),
+            BasicProperties::default()
+                .with_reply_to(requester.reply_queue.as_str().into())
+                .with_correlation_id(in_correlation_id.into()),
+        )
+        .await;
+    let mut headers = FieldTable::default();
+    headers.insert("key-\u{FFFD}".into(), AMQPValue::LongString("x".into()));
+    requester
+        .publish(
+            body.as_bytes(),
+            BasicProperties::default()
+                .with_reply_to(requester.reply_queue.as_str().into())
+                .with_correlation_id("real-fffd-header".into())
+                .with_headers(headers),
+        )
+        .await;
+    for correlation_id in [in_correlation_id, "real-fffd-header"] {
+        let reply = requester
+            .reply_for(correlation_id)
+            .await
+            .unwrap_or_else(|| panic!("{correlation_id} answered; logs:\n{}", worker.logs()));
+        assert_eq!(reply.body["subtopic"], "BusinessOutCome");
+    }
+    worker
+        .wait_counter("lcm_requests_total", &["result=\"ok\""], 2.0)
+        .await;
+    assert_eq!(
+        worker
+            .counter("lcm_requests_total", &["result=\"dead_lettered\""])
+            .await,
+        0.0
+    );
+}
+
+#[tokio::test]
 async fn headers_nested_three_thousand_deep_neither_crash_nor_stop_the_worker() {
     let env = TestEnv::new("nested").await;
     env.seed_sample().await;

@@ -2,7 +2,7 @@
 //! when replies do not come.
 
 use deadpool_redis::redis::AsyncCommands;
-use lapin::options::QueueBindOptions;
+use lapin::options::{QueueBindOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use serde_json::Value;
 
@@ -102,7 +102,9 @@ async fn bench_closed_and_open_loop_get_every_reply_right_and_remove_their_data(
 async fn bench_without_a_worker_counts_every_request_lost_and_fails() {
     let env = TestEnv::new("bench-none").await;
     // No worker: declare the exchange and bind a queue so that the
-    // requests route and sit unanswered. The harness deletes both.
+    // requests route and sit unanswered. The harness deletes both. Durable,
+    // as the worker declares it: RabbitMQ 4.3 refuses a transient queue
+    // that is not exclusive.
     env.channel
         .exchange_declare(
             env.names.request_exchange.as_str().into(),
@@ -115,7 +117,10 @@ async fn bench_without_a_worker_counts_every_request_lost_and_fails() {
     env.channel
         .queue_declare(
             env.names.request_queue.as_str().into(),
-            Default::default(),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
             FieldTable::default(),
         )
         .await

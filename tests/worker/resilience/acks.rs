@@ -52,8 +52,8 @@ async fn a_shutdown_with_many_in_hand_acknowledges_every_request_it_answered() {
     let env = TestEnv::new("acks-at-shutdown").await;
     env.seed_sample().await;
     // Redis answers late, so that many deliveries are in hand at SIGTERM.
-    let redis = Proxy::start("127.0.0.1:6379", Mode::Delay(Duration::from_millis(300))).await;
-    let url = format!("redis://{}", redis.host_port());
+    let redis = Proxy::start(&redis_address(), Mode::Delay(Duration::from_millis(300))).await;
+    let url = redis.redis_url();
     let settings = [
         ("LCM__AMQP__PREFETCH", PREFETCH),
         ("LCM__REDIS__URL", url.as_str()),
@@ -96,8 +96,8 @@ async fn a_shutdown_with_many_in_hand_acknowledges_every_request_it_answered() {
 async fn a_reply_not_confirmed_in_time_sends_its_request_back_for_redelivery() {
     let env = TestEnv::new("confirm-deadline").await;
     env.seed_sample().await;
-    let broker = Proxy::start("127.0.0.1:5672", Mode::Forward).await;
-    let url = format!("amqp://guest:guest@{}/%2f", broker.host_port());
+    let broker = Proxy::start(&amqp_address(), Mode::Forward).await;
+    let url = broker.amqp_url();
     let worker = env
         .start_worker(&[
             ("LCM__AMQP__URL", url.as_str()),
@@ -129,4 +129,50 @@ async fn a_reply_not_confirmed_in_time_sends_its_request_back_for_redelivery() {
     })
     .await;
     assert_eq!(worker.counter("lcm_amqp_reconnects_total", &[]).await, 0.0);
+}
+
+#[tokio::test]
+async fn a_consumer_the_broker_cancels_finishes_and_acknowledges_what_it_holds() {
+    let env = TestEnv::new("broker-cancel").await;
+    env.seed_sample().await;
+    let broker = CancelProxy::start(&amqp_address()).await;
+    // Redis answers late, so that deliveries are in hand at the cancel.
+    let redis = Proxy::start(&redis_address(), Mode::Delay(Duration::from_millis(300))).await;
+    let (amqp_url, redis_url) = (broker.amqp_url(), redis.redis_url());
+    let worker = env.spawn_worker(&[
+        ("LCM__AMQP__URL", amqp_url.as_str()),
+        ("LCM__AMQP__PREFETCH", "64"),
+        ("LCM__REDIS__URL", redis_url.as_str()),
+        ("LCM__LIMITS__REQUEST_DEADLINE_MS", "5000"),
+    ]);
+    worker.wait_consuming().await;
+    let mut requester = env.requester("desk").await;
+    let sent = send_samples(&requester, 300).await;
+    let held = eventually_some("deliveries in hand", || async {
+        let held = worker.counter("lcm_deliveries_in_hand", &[]).await;
+        (held >= 20.0).then_some(held)
+    })
+    .await;
+    broker.cancel_consumers();
+    eventually("the worker consumes again after the cancel", || async {
+        worker.counter("lcm_amqp_reconnects_total", &[]).await == 1.0
+    })
+    .await;
+    let mut replies = ReplyTally::default();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while replies.answered(&sent) < sent.len() && Instant::now() < deadline {
+        if let Some(reply) = requester.next_reply().await {
+            replies.record(&reply);
+        }
+    }
+    println!(
+        "broker cancel with {held} in hand (prefetch 64): sent {}, answered {}, duplicated {}",
+        sent.len(),
+        replies.answered(&sent),
+        replies.duplicated()
+    );
+    assert_eq!(broker.injected(), 1);
+    assert!(worker.logs().contains("consumer cancelled by the broker"));
+    assert_eq!(replies.answered(&sent), sent.len(), "lost requests");
+    assert_eq!(replies.duplicated(), 0, "answered twice");
 }

@@ -10,21 +10,15 @@ use tokio::time::Instant;
 use crate::support::proxy::{Mode, Proxy};
 use crate::support::*;
 
-const RABBITMQ: &str = "127.0.0.1:5672";
-
-fn amqp_through(proxy: &Proxy) -> String {
-    format!("amqp://guest:guest@{}/%2f", proxy.host_port())
-}
-
 #[tokio::test]
 async fn the_worker_fails_over_to_the_second_endpoint_mid_load_and_loses_nothing() {
     const SENT: usize = 1000;
     const INTERVAL: Duration = Duration::from_millis(2); // 500 requests/s
     let env = TestEnv::new("endpoints").await;
     env.seed_sample().await;
-    let a = Arc::new(Proxy::start(RABBITMQ, Mode::Forward).await);
-    let b = Arc::new(Proxy::start(RABBITMQ, Mode::Forward).await);
-    let urls = format!("{},{}", amqp_through(&a), amqp_through(&b));
+    let a = Arc::new(Proxy::start(&amqp_address(), Mode::Forward).await);
+    let b = Arc::new(Proxy::start(&amqp_address(), Mode::Forward).await);
+    let urls = format!("{},{}", a.amqp_url(), b.amqp_url());
     let worker = env.start_worker(&[("LCM__AMQP__URLS", &urls)]).await;
 
     // The start is shuffled: whichever endpoint the worker chose is cut.

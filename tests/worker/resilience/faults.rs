@@ -10,25 +10,10 @@ use tokio::time::Instant;
 use crate::support::proxy::{Mode, Proxy};
 use crate::support::*;
 
-const RABBITMQ: &str = "127.0.0.1:5672";
-const REDIS: &str = "127.0.0.1:6379";
-
-fn amqp_through(proxy: &Proxy) -> String {
-    format!("amqp://guest:guest@{}/%2f", proxy.host_port())
-}
-
-fn redis_through(proxy: &Proxy) -> String {
-    format!("redis://{}", proxy.host_port())
-}
-
-/// The rows of a `rabbitmqctl list_* -q` listing, split at the first tab.
+/// The rows of a `rabbitmqctl list_*` listing, split at the first tab.
 async fn rabbitmqctl_rows(args: &[&str]) -> Vec<(String, String)> {
-    let output = tokio::process::Command::new("rabbitmqctl")
-        .args(args)
-        .output()
+    rabbitmqctl_output(args)
         .await
-        .expect("rabbitmqctl");
-    String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| line.split_once('\t'))
         .map(|(a, b)| (a.to_owned(), b.to_owned()))
@@ -37,7 +22,7 @@ async fn rabbitmqctl_rows(args: &[&str]) -> Vec<(String, String)> {
 
 /// The prefetch of each consumer on `queue`, as RabbitMQ reports it.
 async fn consumer_prefetches(queue: &str) -> Vec<u32> {
-    rabbitmqctl_rows(&["list_consumers", "-q", "queue_name", "prefetch_count"])
+    rabbitmqctl_rows(&["list_consumers", "queue_name", "prefetch_count"])
         .await
         .into_iter()
         .filter(|(name, _)| name == queue)
@@ -51,12 +36,12 @@ async fn steady_load_survives_two_amqp_cuts_and_a_redis_black_hole() {
     const RATE_PER_MS: usize = 1; // 1,000 requests/s for 5 s
     let env = TestEnv::new("faults").await;
     env.seed_sample().await;
-    let amqp = Arc::new(Proxy::start(RABBITMQ, Mode::Forward).await);
-    let redis = Arc::new(Proxy::start(REDIS, Mode::Forward).await);
+    let amqp = Arc::new(Proxy::start(&amqp_address(), Mode::Forward).await);
+    let redis = Arc::new(Proxy::start(&redis_address(), Mode::Forward).await);
     let worker = env
         .start_worker(&[
-            ("LCM__AMQP__URL", &amqp_through(&amqp)),
-            ("LCM__REDIS__URL", &redis_through(&redis)),
+            ("LCM__AMQP__URL", &amqp.amqp_url()),
+            ("LCM__REDIS__URL", &redis.redis_url()),
         ])
         .await;
     let mut requester = env.requester("desk").await;
@@ -137,10 +122,10 @@ async fn steady_load_survives_two_amqp_cuts_and_a_redis_black_hole() {
 async fn the_prefetch_is_the_same_after_a_reconnect() {
     let env = TestEnv::new("prefetch").await;
     env.seed_sample().await;
-    let amqp = Proxy::start(RABBITMQ, Mode::Forward).await;
+    let amqp = Proxy::start(&amqp_address(), Mode::Forward).await;
     let worker = env
         .start_worker(&[
-            ("LCM__AMQP__URL", &amqp_through(&amqp)),
+            ("LCM__AMQP__URL", &amqp.amqp_url()),
             ("LCM__AMQP__PREFETCH", "7"),
         ])
         .await;
@@ -162,7 +147,7 @@ async fn the_prefetch_is_the_same_after_a_reconnect() {
 /// The broker's ids (Erlang pids) of the open connections whose client
 /// named them with a name containing `marker`.
 async fn connections_named(marker: &str) -> Vec<String> {
-    rabbitmqctl_rows(&["list_connections", "-q", "pid", "client_properties"])
+    rabbitmqctl_rows(&["list_connections", "pid", "client_properties"])
         .await
         .into_iter()
         .filter(|(_, properties)| properties.contains(&format!("{{\"connection_name\",\"{marker}")))
@@ -178,12 +163,7 @@ async fn a_connection_closed_by_the_broker_is_reopened() {
     let worker = env.start_worker(&[("LCM__AMQP__APP_ID", &app_id)]).await;
     let connections = connections_named(&app_id).await;
     assert_eq!(connections.len(), 1, "{connections:?}");
-    let closed = tokio::process::Command::new("rabbitmqctl")
-        .args(["close_connection", &connections[0], "closed by the test"])
-        .status()
-        .await
-        .unwrap();
-    assert!(closed.success());
+    rabbitmqctl_output(&["close_connection", &connections[0], "closed by the test"]).await;
     eventually("reconnected and ready", || async {
         worker.counter("lcm_amqp_reconnects_total", &[]).await >= 1.0
             && worker.get("/readyz").await.map(|r| r.0) == Some(200)
@@ -198,8 +178,8 @@ async fn a_connection_closed_by_the_broker_is_reopened() {
 async fn a_worker_started_before_the_broker_is_reachable_serves_once_it_is() {
     let env = TestEnv::new("late-broker").await;
     env.seed_sample().await;
-    let amqp = Proxy::start(RABBITMQ, Mode::Refuse).await;
-    let worker = env.spawn_worker(&[("LCM__AMQP__URL", &amqp_through(&amqp))]);
+    let amqp = Proxy::start(&amqp_address(), Mode::Refuse).await;
+    let worker = env.spawn_worker(&[("LCM__AMQP__URL", &amqp.amqp_url())]);
     eventually("two logged connection attempts", || async {
         worker.logs().matches("reconnecting").count() >= 2
     })
@@ -221,10 +201,10 @@ async fn a_worker_started_before_the_broker_is_reachable_serves_once_it_is() {
 async fn a_black_holed_redis_answers_cache_unavailable_and_service_resumes() {
     let env = TestEnv::new("redis-hole").await;
     env.seed_sample().await;
-    let redis = Proxy::start(REDIS, Mode::Forward).await;
+    let redis = Proxy::start(&redis_address(), Mode::Forward).await;
     let worker = env
         .start_worker(&[
-            ("LCM__REDIS__URL", &redis_through(&redis)),
+            ("LCM__REDIS__URL", &redis.redis_url()),
             ("LCM__LIMITS__REQUEST_DEADLINE_MS", "600"),
             ("LCM__REDIS__POOL_SIZE", "2"),
         ])
@@ -253,10 +233,10 @@ async fn sigterm_finishes_deliveries_in_hand_and_leaves_the_rest_queued() {
     const SENT: usize = 300;
     let env = TestEnv::new("drain").await;
     env.seed_sample().await;
-    let redis = Proxy::start(REDIS, Mode::Forward).await;
+    let redis = Proxy::start(&redis_address(), Mode::Forward).await;
     let worker = env
         .start_worker(&[
-            ("LCM__REDIS__URL", &redis_through(&redis)),
+            ("LCM__REDIS__URL", &redis.redis_url()),
             ("LCM__AMQP__PREFETCH", "10"),
             ("LCM__SHUTDOWN__GRACE_MS", "5000"),
             ("LCM__LIMITS__REQUEST_DEADLINE_MS", "1500"),
@@ -278,14 +258,12 @@ async fn sigterm_finishes_deliveries_in_hand_and_leaves_the_rest_queued() {
     assert!(status.success(), "{status:?}");
     assert!(took < Duration::from_millis(5000), "stopping took {took:?}");
 
-    let mut answered = 0;
-    while let Some(reply) = requester
-        .next_reply_within(Duration::from_millis(500))
+    let answered = requester
+        .replies_until_quiet(Duration::from_millis(500))
         .await
-    {
-        assert_eq!(reply.error_message(), "Cache unavailable");
-        answered += 1;
-    }
+        .iter()
+        .inspect(|reply| assert_eq!(reply.error_message(), "Cache unavailable"))
+        .count();
     let queued = env.ready_count(&env.names.request_queue).await as usize;
     println!(
         "SIGTERM drain: sent {SENT}, answered {answered}, still queued {queued}, took {took:?}"
@@ -299,9 +277,9 @@ async fn deliveries_not_finished_within_the_grace_time_are_redelivered_later() {
     const SENT: usize = 50;
     let env = TestEnv::new("grace").await;
     env.seed_sample().await;
-    let redis = Proxy::start(REDIS, Mode::BlackHole).await;
+    let redis = Proxy::start(&redis_address(), Mode::BlackHole).await;
     let worker = env.spawn_worker(&[
-        ("LCM__REDIS__URL", &redis_through(&redis)),
+        ("LCM__REDIS__URL", &redis.redis_url()),
         ("LCM__AMQP__PREFETCH", "5"),
         ("LCM__SHUTDOWN__GRACE_MS", "300"),
         ("LCM__LIMITS__REQUEST_DEADLINE_MS", "30000"),

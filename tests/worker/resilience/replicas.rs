@@ -11,7 +11,6 @@ use tokio::time::Instant;
 use crate::support::proxy::{Mode, Proxy};
 use crate::support::*;
 
-const REDIS: &str = "127.0.0.1:6379";
 /// 200 requests/s.
 const INTERVAL: Duration = Duration::from_millis(5);
 const PREFETCH: &str = "4";
@@ -22,12 +21,8 @@ const SLOW: Duration = Duration::from_millis(200);
 /// delayed request into `Cache unavailable`: this test is about replicas.
 const DEADLINE_MS: &str = "5000";
 
-fn redis_through(proxy: &Proxy) -> String {
-    format!("redis://{}", proxy.host_port())
-}
-
 async fn start_replica(env: &TestEnv, redis: &Proxy) -> Worker {
-    let url = redis_through(redis);
+    let url = redis.redis_url();
     env.start_worker(&[
         ("LCM__AMQP__PREFETCH", PREFETCH),
         ("LCM__REDIS__URL", &url),
@@ -52,7 +47,7 @@ async fn replicas_killed_and_replaced_under_load_answer_every_request_once_corre
     env.seed_sample().await;
     let mut proxies = Vec::new();
     for _ in 0..4 {
-        proxies.push(Proxy::start(REDIS, Mode::Forward).await);
+        proxies.push(Proxy::start(&redis_address(), Mode::Forward).await);
     }
     let killed = start_replica(&env, &proxies[0]).await;
     let terminated = start_replica(&env, &proxies[1]).await;

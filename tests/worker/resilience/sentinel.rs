@@ -40,13 +40,13 @@ impl Drop for RedisHa {
 }
 
 fn redis_server(dir: &PathBuf, args: &[&str]) -> Child {
-    Command::new("redis-server")
+    Command::new(redis_server_program())
         .args(args)
         .current_dir(dir)
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .expect("redis-server")
+        .expect("the redis-server program (LCM_TEST_REDIS_SERVER)")
 }
 
 async fn connect(port: u16) -> Option<MultiplexedConnection> {

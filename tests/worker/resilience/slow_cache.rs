@@ -12,7 +12,6 @@ use tokio::time::Instant;
 use crate::support::proxy::{Mode, Proxy};
 use crate::support::*;
 
-const REDIS: &str = "127.0.0.1:6379";
 const DEADLINE_MS: u64 = 800;
 /// Half the deadline.
 const SLOW: Duration = Duration::from_millis(DEADLINE_MS / 2);
@@ -24,8 +23,8 @@ const INTERVAL: Duration = Duration::from_millis(10);
 async fn a_cache_answering_half_a_deadline_late_gets_replies_or_cache_unavailable_never_silence() {
     let env = TestEnv::new("slow-cache").await;
     env.seed_sample().await;
-    let redis = Proxy::start(REDIS, Mode::Forward).await;
-    let url = format!("redis://{}", redis.host_port());
+    let redis = Proxy::start(&redis_address(), Mode::Forward).await;
+    let url = redis.redis_url();
     let worker = env
         .start_worker(&[
             ("LCM__REDIS__URL", &url),

@@ -7,17 +7,6 @@ use std::time::Duration;
 use crate::support::tls::{Pki, TempFile, TlsProxy};
 use crate::support::*;
 
-const RABBITMQ: &str = "127.0.0.1:5672";
-const REDIS: &str = "127.0.0.1:6379";
-
-fn amqps(proxy: &TlsProxy) -> String {
-    format!("amqps://guest:guest@localhost:{}/%2f", proxy.port)
-}
-
-fn rediss(proxy: &TlsProxy) -> String {
-    format!("rediss://localhost:{}", proxy.port)
-}
-
 /// Watches `/readyz` for 3 s: 503 all along, giving `reason`.
 async fn assert_never_ready(worker: &Worker, reason: &str) -> String {
     eventually("the HTTP endpoint answers", || async {
@@ -45,13 +34,13 @@ async fn the_worker_serves_through_tls_to_rabbitmq_and_redis_with_verification_o
     let env = TestEnv::new("tls").await;
     env.seed_sample().await;
     let pki = Pki::generate("lcm test CA", "localhost");
-    let amqp = TlsProxy::start(RABBITMQ, &pki, None).await;
-    let redis = TlsProxy::start(REDIS, &pki, None).await;
+    let amqp = TlsProxy::start(&amqp_address(), &pki, None).await;
+    let redis = TlsProxy::start(&redis_address(), &pki, None).await;
     let ca = TempFile::new("ca.pem", &pki.ca_pem);
     let worker = env
         .start_worker(&[
-            ("LCM__AMQP__URL", &amqps(&amqp)),
-            ("LCM__REDIS__URL", &rediss(&redis)),
+            ("LCM__AMQP__URL", &amqp.amqps_url()),
+            ("LCM__REDIS__URL", &redis.rediss_url()),
             ("LCM__AMQP__TLS__CA_FILE", &ca.path()),
             ("LCM__REDIS__TLS__CA_FILE", &ca.path()),
         ])
@@ -81,10 +70,10 @@ async fn a_broker_certificate_from_another_ca_keeps_the_worker_from_consuming() 
     let env = TestEnv::new("tls-bad-amqp").await;
     let server = Pki::generate("lcm test CA", "localhost");
     let other = Pki::generate("some other CA", "localhost");
-    let amqp = TlsProxy::start(RABBITMQ, &server, None).await;
+    let amqp = TlsProxy::start(&amqp_address(), &server, None).await;
     let ca = TempFile::new("other-ca.pem", &other.ca_pem);
     let worker = env.spawn_worker(&[
-        ("LCM__AMQP__URL", &amqps(&amqp)),
+        ("LCM__AMQP__URL", &amqp.amqps_url()),
         ("LCM__AMQP__TLS__CA_FILE", &ca.path()),
     ]);
     let body = assert_never_ready(&worker, "not consuming").await;
@@ -106,10 +95,10 @@ async fn a_redis_certificate_from_another_ca_leaves_the_worker_consuming_but_not
     let env = TestEnv::new("tls-bad-redis").await;
     let server = Pki::generate("lcm test CA", "localhost");
     let other = Pki::generate("some other CA", "localhost");
-    let redis = TlsProxy::start(REDIS, &server, None).await;
+    let redis = TlsProxy::start(&redis_address(), &server, None).await;
     let ca = TempFile::new("other-ca.pem", &other.ca_pem);
     let worker = env.spawn_worker(&[
-        ("LCM__REDIS__URL", &rediss(&redis)),
+        ("LCM__REDIS__URL", &redis.rediss_url()),
         ("LCM__REDIS__TLS__CA_FILE", &ca.path()),
     ]);
     worker.wait_consuming().await;
@@ -134,12 +123,12 @@ async fn mutual_tls_passes_with_the_client_certificate_and_fails_without() {
     env.seed_sample().await;
     let server = Pki::generate("lcm test CA", "localhost");
     let client = Pki::generate("lcm client CA", "lcm-worker");
-    let amqp = TlsProxy::start(RABBITMQ, &server, Some(&client.ca_pem)).await;
-    let redis = TlsProxy::start(REDIS, &server, Some(&client.ca_pem)).await;
+    let amqp = TlsProxy::start(&amqp_address(), &server, Some(&client.ca_pem)).await;
+    let redis = TlsProxy::start(&redis_address(), &server, Some(&client.ca_pem)).await;
     let ca = TempFile::new("ca.pem", &server.ca_pem);
     let cert = TempFile::new("client.pem", &client.cert_pem);
     let key = TempFile::new("client.key", &client.key_pem);
-    let (amqp_url, redis_url, ca_path) = (amqps(&amqp), rediss(&redis), ca.path());
+    let (amqp_url, redis_url, ca_path) = (amqp.amqps_url(), redis.rediss_url(), ca.path());
     let mut settings = vec![
         ("LCM__AMQP__URL", amqp_url.as_str()),
         ("LCM__REDIS__URL", redis_url.as_str()),
@@ -170,12 +159,12 @@ async fn skipping_verification_connects_to_an_unknown_ca_and_warns_loudly() {
     let env = TestEnv::new("tls-insecure").await;
     env.seed_sample().await;
     let server = Pki::generate("unknown CA", "localhost");
-    let amqp = TlsProxy::start(RABBITMQ, &server, None).await;
-    let redis = TlsProxy::start(REDIS, &server, None).await;
+    let amqp = TlsProxy::start(&amqp_address(), &server, None).await;
+    let redis = TlsProxy::start(&redis_address(), &server, None).await;
     let worker = env
         .start_worker(&[
-            ("LCM__AMQP__URL", &amqps(&amqp)),
-            ("LCM__REDIS__URL", &rediss(&redis)),
+            ("LCM__AMQP__URL", &amqp.amqps_url()),
+            ("LCM__REDIS__URL", &redis.rediss_url()),
             ("LCM__AMQP__TLS__INSECURE_SKIP_VERIFY", "true"),
             ("LCM__REDIS__TLS__INSECURE_SKIP_VERIFY", "true"),
         ])

@@ -29,6 +29,52 @@ pub fn redis_url() -> String {
     std::env::var("LCM_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// `host:port` of the test broker, for a proxy in front of it.
+pub fn amqp_address() -> String {
+    address_of(&amqp_url(), 5672)
+}
+
+/// `host:port` of the test Redis, for a proxy in front of it.
+pub fn redis_address() -> String {
+    address_of(&redis_url(), 6379)
+}
+
+/// The test broker's URL, user, password and vhost kept, at
+/// `127.0.0.1:port` (a proxy's).
+pub(super) fn amqp_url_at(port: u16) -> String {
+    url_at(&amqp_url(), "amqp", "127.0.0.1", port)
+}
+
+/// As [`amqp_url_at`], through TLS: `amqps` at `localhost:port`, the name
+/// the test certificates hold.
+pub(super) fn amqps_url_at(port: u16) -> String {
+    url_at(&amqp_url(), "amqps", "localhost", port)
+}
+
+/// The test Redis URL, database and credentials kept, at `127.0.0.1:port`.
+pub(super) fn redis_url_at(port: u16) -> String {
+    url_at(&redis_url(), "redis", "127.0.0.1", port)
+}
+
+/// As [`redis_url_at`], through TLS: `rediss` at `localhost:port`.
+pub(super) fn rediss_url_at(port: u16) -> String {
+    url_at(&redis_url(), "rediss", "localhost", port)
+}
+
+fn address_of(url: &str, default_port: u16) -> String {
+    let url = url::Url::parse(url).expect("a test server URL");
+    let host = url.host_str().expect("a test server URL names a host");
+    format!("{host}:{}", url.port().unwrap_or(default_port))
+}
+
+fn url_at(url: &str, scheme: &str, host: &str, port: u16) -> String {
+    let mut url = url::Url::parse(url).expect("a test server URL");
+    url.set_scheme(scheme).expect("amqp/amqps, redis/rediss");
+    url.set_host(Some(host)).unwrap();
+    url.set_port(Some(port)).unwrap();
+    url.into()
+}
+
 /// Names and key prefix private to one test.
 #[derive(Debug, Clone)]
 pub struct Names {
@@ -225,6 +271,27 @@ impl TestEnv {
     }
 
     /// Publishes a raw body to the request exchange.
+    /// Deliveries of `queue` that the broker holds unacknowledged now, as
+    /// `rabbitmqctl` lists them (AMQP itself does not say).
+    pub async fn unacknowledged(&self, queue: &str) -> u64 {
+        let output = tokio::process::Command::new("rabbitmqctl")
+            .args(["-q", "list_queues", "name", "messages_unacknowledged"])
+            .output()
+            .await
+            .expect("rabbitmqctl");
+        assert!(
+            output.status.success(),
+            "rabbitmqctl list_queues: {output:?}"
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .find_map(|line| {
+                let mut columns = line.split('\t');
+                (columns.next()? == queue).then(|| columns.next()?.trim().parse().ok())?
+            })
+            .unwrap_or_else(|| panic!("queue {queue} not listed by rabbitmqctl"))
+    }
+
     pub async fn publish_raw(&self, routing_key: &str, body: &[u8], properties: BasicProperties) {
         let exchange = &self.names.request_exchange;
         publish(&self.channel, exchange, routing_key, body, properties).await;

@@ -4,10 +4,11 @@
 //! steady load (`load`), waiting with a deadline (`wait`), watching a
 //! worker over time (`sampler`), fault-injecting proxies (`proxy`, `tls`),
 //! a hostile publisher (`poison`), and servers of a test's own: a
-//! redis-server (`redis_server`), a RabbitMQ node (`rabbitmq_node`) and a
+//! redis-server (`redis_server`), a Redis ACL user (`redis_user`), a RabbitMQ node (`rabbitmq_node`) and a
 //! cluster of them (`rabbitmq_cluster`).
 
 mod broker;
+mod cancel_proxy;
 mod env;
 mod load;
 mod poison;
@@ -15,6 +16,7 @@ pub mod proxy;
 mod rabbitmq_cluster;
 mod rabbitmq_node;
 mod redis_server;
+mod redis_user;
 mod requester;
 mod sampler;
 mod schemas;
@@ -23,12 +25,14 @@ mod wait;
 mod worker;
 
 pub use broker::*;
+pub use cancel_proxy::*;
 pub use env::*;
 pub use load::*;
 pub use poison::*;
 pub use rabbitmq_cluster::*;
 pub use rabbitmq_node::*;
 pub use redis_server::*;
+pub use redis_user::*;
 pub use requester::*;
 pub use sampler::*;
 pub use wait::*;

@@ -41,12 +41,7 @@ impl PoisonPublisher {
         }
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let upstream = url::Url::parse(&amqp_url()).unwrap();
-        let upstream = format!(
-            "{}:{}",
-            upstream.host_str().unwrap(),
-            upstream.port().unwrap_or(5672)
-        );
+        let upstream = amqp_address();
         let swapped = Arc::new(AtomicUsize::new(0));
         let stop = CancellationToken::new();
         let (count, stopped) = (swapped.clone(), stop.clone());
@@ -64,10 +59,8 @@ impl PoisonPublisher {
                 _ = tokio::io::copy(&mut server_read, &mut client_write) => {}
             }
         });
-        let mut url = url::Url::parse(&amqp_url()).unwrap();
-        url.set_host(Some("127.0.0.1")).unwrap();
-        url.set_port(Some(port)).unwrap();
-        let connection = Connection::connect(url.as_str(), ConnectionProperties::default())
+        let url = super::env::amqp_url_at(port);
+        let connection = Connection::connect(&url, ConnectionProperties::default())
             .await
             .unwrap();
         let channel = connection.create_channel().await.unwrap();

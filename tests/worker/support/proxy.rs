@@ -109,6 +109,16 @@ impl Proxy {
     pub fn host_port(&self) -> String {
         self.addr.to_string()
     }
+
+    /// The test broker's URL, reached through this proxy.
+    pub fn amqp_url(&self) -> String {
+        super::env::amqp_url_at(self.addr.port())
+    }
+
+    /// The test Redis URL, reached through this proxy.
+    pub fn redis_url(&self) -> String {
+        super::env::redis_url_at(self.addr.port())
+    }
 }
 
 impl Drop for Proxy {

@@ -123,7 +123,11 @@ impl PrivateCluster {
              rabbit_quorum_queue:transfer_leadership(Q, '{node}')."
         );
         let answer = self.any_up().ctl(&["eval", &expression]).await;
-        let migrated = answer.contains("migrated") && !answer.contains("not_migrated");
+        // RabbitMQ 3.x answers `{migrated, Node}` (or `{not_migrated, Why}`),
+        // 4.x `{ok, Node}` (or `{error, Why}`). The caller waits for the
+        // leader to be `node`.
+        let answer = answer.trim();
+        let migrated = answer.starts_with("{migrated,") || answer.starts_with("{ok,");
         assert!(migrated, "transfer_leadership to {node}: {answer}");
     }
 }

@@ -204,6 +204,16 @@ impl Requester {
             .ok()?
     }
 
+    /// The replies that arrive until none has for `quiet`: those still
+    /// coming from a worker that stops.
+    pub async fn replies_until_quiet(&mut self, quiet: Duration) -> Vec<Reply> {
+        let mut replies = Vec::new();
+        while let Some(reply) = self.next_reply_within(quiet).await {
+            replies.push(reply);
+        }
+        replies
+    }
+
     /// The next reply already received, if any.
     pub fn try_next_reply(&mut self) -> Option<Reply> {
         self.take_pending()

@@ -81,6 +81,16 @@ pub struct TlsProxy {
 }
 
 impl TlsProxy {
+    /// The test broker's URL, reached through this proxy with TLS.
+    pub fn amqps_url(&self) -> String {
+        super::env::amqps_url_at(self.port)
+    }
+
+    /// The test Redis URL, reached through this proxy with TLS.
+    pub fn rediss_url(&self) -> String {
+        super::env::rediss_url_at(self.port)
+    }
+
     /// Serves `pki`'s certificate and forwards to `upstream` (`host:port`).
     /// With `client_ca`, only clients with a certificate it signed get through.
     pub async fn start(upstream: &str, pki: &Pki, client_ca: Option<&str>) -> TlsProxy {

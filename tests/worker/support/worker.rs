@@ -28,37 +28,97 @@ impl TestEnv {
 
     /// Starts a worker in `directory` without waiting for it.
     pub fn spawn_worker_in(&self, directory: &Path, extra: &[(&str, &str)]) -> Worker {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_lcm-worker"));
+        spawn_logged(self.worker_command(directory, extra, &[]))
+    }
+
+    /// Starts a worker that may open at most `limit` file descriptors
+    /// (`prlimit --nofile`), without waiting for it.
+    pub fn spawn_worker_with_fd_limit(&self, limit: u32, extra: &[(&str, &str)]) -> Worker {
+        let nofile = format!("--nofile={limit}");
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+        spawn_logged(self.worker_command(manifest, extra, &["prlimit", &nofile, "--"]))
+    }
+
+    /// Starts a worker whose standard error is a pipe that nobody reads
+    /// any more: its read end is closed before the worker starts, so every
+    /// write to it fails (`EPIPE`). The worker serves HTTP on a free port
+    /// chosen here, since its log cannot say which.
+    pub fn spawn_worker_with_closed_log_pipe(&self, extra: &[(&str, &str)]) -> Worker {
+        let mut command = self.worker_command(Path::new(env!("CARGO_MANIFEST_DIR")), extra, &[]);
+        let addr = format!("127.0.0.1:{}", free_port());
+        command.env("LCM__HTTP__ADDR", &addr);
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        command.stderr(writer);
+        let child = command.spawn().expect("spawn lcm-worker");
+        let base = Arc::new(OnceLock::new());
+        let _ = base.set(format!("http://{addr}"));
+        Worker {
+            child,
+            base,
+            logs: Arc::default(),
+            log_reader: None,
+        }
+    }
+
+    /// The worker's command: this test's names, `extra` on top; run
+    /// through `wrapper` (a program and its arguments) if not empty.
+    fn worker_command(
+        &self,
+        directory: &Path,
+        extra: &[(&str, &str)],
+        wrapper: &[&str],
+    ) -> Command {
+        let worker = env!("CARGO_BIN_EXE_lcm-worker");
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(worker);
+                command
+            }
+            None => Command::new(worker),
+        };
         command
             .current_dir(directory)
             .envs(self.worker_env())
-            // Port 0: the worker binds a free port itself and logs it, so
-            // no two tests race for one.
-            .env("LCM__HTTP__ADDR", "127.0.0.1:0")
             .env("RUST_LOG", "info,lcm_worker=debug")
             .env_remove("LCM_CONFIG")
             .envs(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = command.spawn().expect("spawn lcm-worker");
-        let logs = Arc::new(Mutex::new(String::new()));
-        let base = Arc::new(OnceLock::new());
-        let stderr = child.stderr.take().unwrap();
-        let sink = logs.clone();
-        let found = base.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(addr) = http_addr(&line) {
-                    let _ = found.set(format!("http://{addr}"));
-                }
-                let mut logs = sink.lock().unwrap();
-                logs.push_str(&line);
-                logs.push('\n');
+        command
+    }
+}
+
+/// Starts `command` with its standard error read into the worker's logs,
+/// and its HTTP address learnt from them.
+fn spawn_logged(mut command: Command) -> Worker {
+    // Port 0: the worker binds a free port itself and logs it, so no two
+    // tests race for one.
+    command.env("LCM__HTTP__ADDR", "127.0.0.1:0");
+    command.stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn lcm-worker");
+    let logs = Arc::new(Mutex::new(String::new()));
+    let base = Arc::new(OnceLock::new());
+    let stderr = child.stderr.take().unwrap();
+    let sink = logs.clone();
+    let found = base.clone();
+    let log_reader = tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(addr) = http_addr(&line) {
+                let _ = found.set(format!("http://{addr}"));
             }
-        });
-        Worker { child, base, logs }
+            let mut logs = sink.lock().unwrap();
+            logs.push_str(&line);
+            logs.push('\n');
+        }
+    });
+    Worker {
+        child,
+        base,
+        logs,
+        log_reader: Some(log_reader),
     }
 }
 
@@ -68,6 +128,9 @@ pub struct Worker {
     /// `http://<addr>` once the worker has logged where it serves.
     pub base: Arc<OnceLock<String>>,
     pub logs: Arc<Mutex<String>>,
+    /// Reads the worker's standard error into `logs`, until
+    /// [`Worker::close_log_pipe`].
+    log_reader: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Worker {
@@ -130,19 +193,36 @@ impl Worker {
         self.logs.lock().unwrap().clone()
     }
 
-    /// Sends SIGTERM and waits for the exit status.
-    pub async fn terminate(mut self) -> ExitStatus {
+    /// Closes the read end of the worker's standard error, as a log
+    /// shipper that goes away: the worker's next writes fail (`EPIPE`).
+    pub async fn close_log_pipe(&mut self) {
+        if let Some(reader) = self.log_reader.take() {
+            reader.abort();
+            // Dropped with the task: the pipe's read end is closed.
+            let _ = reader.await;
+        }
+    }
+
+    /// Sends the signal `name` (`TERM`, `INT`, `HUP`, ...) to the worker.
+    pub async fn signal(&self, name: &str) {
         let pid = self.child.id().expect("worker still running");
         let status = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
+            .args([&format!("-{name}"), &pid.to_string()])
             .status()
             .await
             .unwrap();
         assert!(status.success());
-        tokio::time::timeout(WAIT, self.child.wait())
-            .await
-            .expect("worker did not exit in time")
-            .unwrap()
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub async fn terminate(self) -> ExitStatus {
+        self.signal("TERM").await;
+        self.exit_status().await
     }
 
     /// Waits for the process to exit by itself.
