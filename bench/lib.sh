@@ -60,3 +60,24 @@ bench_binary() {
     echo target/release/lcm-worker
   fi
 }
+
+# bench_rss PID: the process's resident memory now, in kB.
+bench_rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# bench_burst WORKER_PID BIN CALLID...: one `BIN request` per CALLID (account
+# 1), all at once; sets burst_peak (the worker's largest RSS in kB while they
+# ran) and burst_failed (requests that got no reply).
+bench_burst() {
+  local pid=$1 bin=$2 callid p x pids=()
+  shift 2
+  for callid in "$@"; do
+    "$bin" request --callid "$callid" --account 1 --timeout 60s >/dev/null 2>&1 & pids+=($!)
+  done
+  burst_peak=0
+  while kill -0 "${pids[@]}" 2>/dev/null; do
+    x=$(bench_rss "$pid"); (( x > burst_peak )) && burst_peak=$x
+    sleep 0.05
+  done
+  burst_failed=0
+  for p in "${pids[@]}"; do wait "$p" || burst_failed=$((burst_failed + 1)); done
+}

@@ -28,19 +28,9 @@ echo "stored list: $(redis-cli strlen "$id:campaign:big:outcomes") bytes"
 RUST_LOG=info "$bin" 2>/tmp/spike-worker.log &
 worker=$!
 bench_wait_consuming "$worker" "$id.queue"
-rss() { awk '/VmRSS/ {print $2}' "/proc/$worker/status"; }
-echo "RSS idle: $(rss) kB"
-peak=0
-pids=()
-for _ in $(seq 1 "$n"); do
-  "$bin" request --callid big --account 1 --timeout 60s >/dev/null 2>&1 & pids+=($!)
-done
-while kill -0 "${pids[@]}" 2>/dev/null; do
-  r=$(rss); (( r > peak )) && peak=$r
-  sleep 0.05
-done
-failed=0
-for p in "${pids[@]}"; do wait "$p" || failed=$((failed + 1)); done
-echo "RSS peak: $peak kB ($n requests, $failed failed)"
+echo "RSS idle: $(bench_rss "$worker") kB"
+# shellcheck disable=SC2046
+bench_burst "$worker" "$bin" $(for _ in $(seq 1 "$n"); do echo big; done)
+echo "RSS peak: $burst_peak kB ($n requests, $burst_failed failed)"
 sleep 10
-echo "RSS 10 s after: $(rss) kB"
+echo "RSS 10 s after: $(bench_rss "$worker") kB"
