@@ -1,45 +1,18 @@
 //! The pure path, without broker or Redis: what lcm-worker spends per
 //! request on top of I/O. `cargo bench --bench pure`.
 
-use std::collections::HashMap;
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use lcm_worker::outcomes::OutcomeList;
 use lcm_worker::protocol::{parse_request, render_outcomes};
-use lcm_worker::protocol::{RequestKind, RequestProperties, Selection};
-use lcm_worker::service::{CallRecord, Service, Store, StoreError};
+use lcm_worker::protocol::{RequestKind, Selection};
 use tokio::time::Instant;
 
+mod common;
+use common::{runtime, sample_properties, sample_service, stored_list};
+
 const REQUEST: &[u8] = br#"{"channel":"LCM","topic":"WebService","subtopic":"GetBusinessOutCome","source":"agent-desktop-eu","data":{"callid":"12345","AccountNumber":"5|3|1|0|0|44|1"}}"#;
-
-/// A campaign of 8 outcomes, as the campaign administration stores it.
-fn stored_list() -> String {
-    let outcomes: Vec<String> = (1..=8)
-        .map(|i| {
-            format!(
-                r#"{{"OutComeID":"{}","Description":"Outcome number {i}","LeadScore":"{i}","ParentID":null}}"#,
-                100 + i
-            )
-        })
-        .collect();
-    format!("[{}]", outcomes.join(","))
-}
-
-struct MemoryStore {
-    calls: HashMap<String, CallRecord>,
-    lists: HashMap<String, String>,
-}
-
-impl Store for MemoryStore {
-    async fn call(&self, callid: &str) -> Result<Option<CallRecord>, StoreError> {
-        Ok(self.calls.get(callid).cloned())
-    }
-    async fn outcome_list(&self, campaign_id: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.lists.get(campaign_id).cloned())
-    }
-}
 
 fn benches(c: &mut Criterion) {
     c.bench_function("parse_request", |b| {
@@ -56,27 +29,9 @@ fn benches(c: &mut Criterion) {
         b.iter(|| OutcomeList::parse("1", black_box(&stored)))
     });
 
-    let store = MemoryStore {
-        calls: HashMap::from([(
-            "12345".to_owned(),
-            CallRecord {
-                campaign_id: Some("1".into()),
-                account_number: Some("5|3|1|0|0|44|1".into()),
-            },
-        )]),
-        lists: HashMap::from([("1".to_owned(), stored_list())]),
-    };
-    let service = Service::new(store, 65536, Duration::from_secs(2))
-        .with_outcome_cache(Duration::from_secs(3600), 16 << 20);
-    let properties = RequestProperties {
-        reply_to: Some("amq.rabbitmq.reply-to.g1h2AA".into()),
-        correlation_id: Some("c-1".into()),
-        ..Default::default()
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let service = sample_service();
+    let properties = sample_properties();
+    let runtime = runtime();
     c.bench_function("decide_with_memory_store", |b| {
         b.to_async(&runtime)
             .iter(|| service.handle(black_box(REQUEST), &properties, Instant::now()))

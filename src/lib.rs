@@ -17,6 +17,9 @@
 //!   the request kinds and the one dispatch on `subtopic`, replies and
 //!   `WS_Error`, where a reply goes.
 //! - `outcomes`: a stored outcome list -> normalised reply entries.
+//! - `json`: reading JSON into borrowed, typed fields without a
+//!   `serde_json::Value` tree, as the tree would read it (for `protocol`
+//!   and `outcomes`).
 //! - `service`: the request -> reply decision over the `Store` port,
 //!   the cache retry policy, the outcome-list cache.
 //!
@@ -59,6 +62,7 @@ pub mod amqp;
 mod backoff;
 pub mod cli;
 mod http;
+mod json;
 mod memory;
 pub mod outcomes;
 mod panics;

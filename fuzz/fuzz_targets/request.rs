@@ -157,6 +157,7 @@ fn split(data: &[u8]) -> (FixedStore, RequestProperties, &[u8]) {
         correlation_id: property(1),
         message_id: property(2),
         app_id: property(3),
+        ..RequestProperties::default()
     };
     (store, properties, rest)
 }

@@ -1,12 +1,23 @@
 //! Request parsing and validation: docs/protocol.md section 3, and checks 1 to 5
 //! of section 5 in that order. Every row of the error table that can be
 //! decided from the body alone is decided here.
+//!
+//! The body is read into borrowed, typed members ([`Envelope`]), not a
+//! `serde_json::Value` tree: the readers of `json` and `data` keep what the
+//! tree would have held under each key the checks look at, and skip the
+//! rest. Top-level keys are matched exactly, `data` keys without regard to
+//! ASCII case; of duplicate keys the last value counts, as in the tree.
 
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use super::data::data_text;
+use super::data::{Data, DataFields};
 use super::error::{cut, WsError, MAX_ECHO_BYTES};
 use super::kinds::RequestKind;
+use crate::json::{first_key, visit_scalars_as, FirstKey, Scalar, Skip, Text};
 
 /// A request that passed every check that needs no cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,7 +28,8 @@ pub struct Query {
     pub callid: String,
     /// The account number, trimmed, not empty.
     pub account_number: String,
-    /// The whole `data` object, for the fields of the request kind.
+    /// The request kind's own `data` fields (`RequestKind::data_fields`),
+    /// each under its own spelling, for `select`.
     pub data: Map<String, Value>,
 }
 
@@ -37,6 +49,19 @@ pub struct Inbound {
     pub query: Result<Query, WsError>,
 }
 
+impl Inbound {
+    /// Nothing read yet: the parser fills it in as the checks pass.
+    fn undecided() -> Self {
+        Inbound {
+            source: None,
+            callid: String::new(),
+            kind: None,
+            is_reply: false,
+            query: Err(WsError::CallidEmpty),
+        }
+    }
+}
+
 /// A GetBusinessOutcome request body, as a requester sends it.
 pub fn request_body(source: &str, callid: &str, account: &str) -> Value {
     serde_json::json!({
@@ -49,71 +74,87 @@ pub fn request_body(source: &str, callid: &str, account: &str) -> Value {
 /// Parses and validates a request body (docs/protocol.md section 3, checks 1 to 5
 /// of section 5, in that order).
 pub fn parse_request(body: &[u8], max_bytes: usize) -> Inbound {
-    let mut inbound = Inbound {
-        source: None,
-        callid: String::new(),
-        kind: None,
-        is_reply: false,
-        query: Err(WsError::CallidEmpty),
-    };
-    let mut object = match read_object(body, max_bytes) {
-        Ok(object) => object,
+    let mut inbound = Inbound::undecided();
+    let text = match read_text(body, max_bytes) {
+        Ok(text) => text,
         Err(reason) => {
             inbound.query = Err(malformed(reason));
             return inbound;
         }
     };
-    inbound.source = text_field(&object, "source").filter(|s| is_routing_key(s));
+    let mut envelope = match serde_json::from_str::<Body<'_>>(text) {
+        Ok(Body(Some(envelope))) => envelope,
+        Ok(Body(None)) => {
+            inbound.query = Err(malformed("body is not a JSON object"));
+            return inbound;
+        }
+        // Not JSON, or one of the bodies only the tree reads (see `json`).
+        Err(_) => match read_tree(text) {
+            Ok(envelope) => envelope,
+            Err(reason) => {
+                inbound.query = Err(malformed(reason));
+                return inbound;
+            }
+        },
+    };
+    inbound.source = text_field(envelope.source.as_ref())
+        .filter(|s| is_routing_key(s))
+        .map(str::to_owned);
     // Whatever else is wrong with it: a reply answered could loop.
     inbound.is_reply =
-        text_field(&object, "subtopic").is_some_and(|s| RequestKind::is_reply_subtopic(&s));
-    let data = read_data(object.remove("data"));
-    if let Ok(Some(callid)) = data.as_ref().map_or(Ok(None), |d| data_text(d, "callid")) {
+        text_field(envelope.subtopic.as_ref()).is_some_and(RequestKind::is_reply_subtopic);
+    let data = read_data(envelope.data.take());
+    if let Ok(Some(callid)) = data.as_ref().map_or(Ok(None), |d| d.text("callid")) {
         inbound.callid = cut(&callid).to_owned();
     }
-    inbound.query = check(&object, data, &mut inbound.kind);
+    inbound.query = check(&envelope, data, &mut inbound.kind);
     inbound
 }
 
 fn check(
-    object: &Map<String, Value>,
-    data: Result<Map<String, Value>, &'static str>,
+    envelope: &Envelope<'_>,
+    data: Result<DataFields<'_>, &'static str>,
     kind_out: &mut Option<&'static RequestKind>,
 ) -> Result<Query, WsError> {
-    if !text_field(object, "channel").is_some_and(|c| c.eq_ignore_ascii_case("LCM")) {
+    if !text_field(envelope.channel.as_ref()).is_some_and(|c| c.eq_ignore_ascii_case("LCM")) {
         return Err(malformed("channel is not LCM"));
     }
-    if !text_field(object, "topic").is_some_and(|t| t.eq_ignore_ascii_case("WebService")) {
+    if !text_field(envelope.topic.as_ref()).is_some_and(|t| t.eq_ignore_ascii_case("WebService")) {
         return Err(malformed("topic is not WebService"));
     }
     // Check 1 does not cover the subtopic: a missing one is one "other
     // than those served", echoed as empty.
-    let subtopic = match object.get("subtopic") {
-        Some(Value::String(s)) => s.trim().to_owned(),
-        None | Some(Value::Null) => String::new(),
-        Some(other) => other.to_string(),
+    let subtopic = match &envelope.subtopic {
+        Some(Scalar::Text(s)) => Cow::Borrowed(s.trim()),
+        None | Some(Scalar::Null) => Cow::Borrowed(""),
+        Some(Scalar::Other(other)) => Cow::Owned(other.to_string()),
     };
-    let kind =
-        RequestKind::from_subtopic(&subtopic).ok_or(WsError::UnsupportedSubtopic(subtopic))?;
+    let kind = RequestKind::from_subtopic(&subtopic)
+        .ok_or_else(|| WsError::UnsupportedSubtopic(subtopic.into_owned()))?;
     *kind_out = Some(kind);
     let data = data.map_err(malformed)?;
     // Check 3 ("data usable") covers the fields' types: a field of another
     // JSON type is Malformed before any field is judged missing.
-    let callid = data_text(&data, "callid")?;
-    let account_number = data_text(&data, "AccountNumber")?;
+    let callid = data.text("callid")?;
+    let account_number = data.text("AccountNumber")?;
     for key in kind.data_fields {
-        data_text(&data, key)?;
+        data.text(key)?;
     }
     let callid = callid.ok_or(WsError::CallidEmpty)?;
     if callid.len() > MAX_ECHO_BYTES || callid.chars().any(char::is_control) {
-        return Err(WsError::InvalidCallId(callid));
+        return Err(WsError::InvalidCallId(callid.into_owned()));
     }
     let account_number = account_number.ok_or(WsError::AccountEmpty)?;
+    let own_fields = kind
+        .data_fields
+        .iter()
+        .filter_map(|key| Some(((*key).to_owned(), data.get(key)?.to_value())))
+        .collect();
     Ok(Query {
         kind,
-        callid,
-        account_number,
-        data,
+        callid: callid.into_owned(),
+        account_number: account_number.into_owned(),
+        data: own_fields,
     })
 }
 
@@ -121,34 +162,45 @@ fn malformed(reason: &str) -> WsError {
     WsError::Malformed(reason.to_owned())
 }
 
-fn read_object(body: &[u8], max_bytes: usize) -> Result<Map<String, Value>, &'static str> {
+fn read_text(body: &[u8], max_bytes: usize) -> Result<&str, &'static str> {
     if body.len() > max_bytes {
         return Err("body exceeds the size limit");
     }
-    let text = std::str::from_utf8(body).map_err(|_| "body is not UTF-8")?;
+    std::str::from_utf8(body).map_err(|_| "body is not UTF-8")
+}
+
+/// A body the typed readers refused, read as a `Value` tree: it is not
+/// JSON, or it is one of the bodies only the tree reads (see `json`).
+fn read_tree(text: &str) -> Result<Envelope<'static>, &'static str> {
     match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(object)) => Ok(object),
+        Ok(Value::Object(object)) => Ok(Envelope::from_map(object)),
         Ok(_) => Err("body is not a JSON object"),
         Err(_) => Err("body is not JSON"),
     }
 }
 
 /// `data` is an object, or a string that holds one.
-fn read_data(data: Option<Value>) -> Result<Map<String, Value>, &'static str> {
+fn read_data(data: Option<Data<'_>>) -> Result<DataFields<'_>, &'static str> {
+    const NOT_AN_OBJECT: &str = "data string does not hold a JSON object";
     match data {
-        Some(Value::Object(data)) => Ok(data),
-        Some(Value::String(text)) => match serde_json::from_str::<Value>(&text) {
-            Ok(Value::Object(data)) => Ok(data),
-            _ => Err("data string does not hold a JSON object"),
+        Some(Data::Fields(fields)) => Ok(fields),
+        Some(Data::Text(text)) => match serde_json::from_str::<Data<'_>>(&text) {
+            Ok(Data::Fields(fields)) => Ok(fields.into_owned()),
+            Ok(_) => Err(NOT_AN_OBJECT),
+            Err(_) => match serde_json::from_str::<Value>(&text) {
+                Ok(Value::Object(object)) => Ok(DataFields::from_map(&object)),
+                _ => Err(NOT_AN_OBJECT),
+            },
         },
-        None | Some(Value::Null) => Err("data is missing"),
-        Some(_) => Err("data is not a JSON object"),
+        None | Some(Data::Null) => Err("data is missing"),
+        Some(Data::Other) => Err("data is not a JSON object"),
     }
 }
 
-fn text_field(object: &Map<String, Value>, key: &str) -> Option<String> {
-    match object.get(key) {
-        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+/// A string member's text, trimmed, when it is not blank.
+fn text_field<'a>(value: Option<&'a Scalar<'_>>) -> Option<&'a str> {
+    match value {
+        Some(Scalar::Text(s)) => Some(s.trim()).filter(|s| !s.is_empty()),
         _ => None,
     }
 }
@@ -157,6 +209,104 @@ fn text_field(object: &Map<String, Value>, key: &str) -> Option<String> {
 fn is_routing_key(text: &str) -> bool {
     text.len() <= 255
 }
+
+/// The members of a request object the checks read, as written.
+#[derive(Default)]
+struct Envelope<'de> {
+    channel: Option<Scalar<'de>>,
+    topic: Option<Scalar<'de>>,
+    subtopic: Option<Scalar<'de>>,
+    source: Option<Scalar<'de>>,
+    data: Option<Data<'de>>,
+}
+
+impl<'de> Envelope<'de> {
+    /// Reads the value of member `key`, kept if the checks read it; a
+    /// later duplicate replaces an earlier one.
+    fn read<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        let member = match key {
+            "channel" => &mut self.channel,
+            "topic" => &mut self.topic,
+            "subtopic" => &mut self.subtopic,
+            "source" => &mut self.source,
+            "data" => {
+                self.data = Some(map.next_value()?);
+                return Ok(());
+            }
+            _ => {
+                map.next_value::<Skip>()?;
+                return Ok(());
+            }
+        };
+        *member = Some(map.next_value()?);
+        Ok(())
+    }
+
+    /// The same members out of an object read as a tree.
+    fn from_map(mut object: Map<String, Value>) -> Envelope<'static> {
+        let mut member = |key: &str| object.remove(key).map(Scalar::from_value);
+        let (channel, topic, subtopic, source) = (
+            member("channel"),
+            member("topic"),
+            member("subtopic"),
+            member("source"),
+        );
+        let data = object.remove("data").map(|data| match data {
+            Value::Object(fields) => Data::Fields(DataFields::from_map(&fields)),
+            Value::String(text) => Data::Text(Cow::Owned(text)),
+            Value::Null => Data::Null,
+            _ => Data::Other,
+        });
+        Envelope {
+            channel,
+            topic,
+            subtopic,
+            source,
+            data,
+        }
+    }
+}
+
+/// A whole body: an object's members, or `None` for any other JSON value
+/// (read in full all the same).
+struct Body<'de>(Option<Envelope<'de>>);
+
+impl<'de> Deserialize<'de> for Body<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(BodyVisitor)
+    }
+}
+
+struct BodyVisitor;
+
+impl<'de> Visitor<'de> for BodyVisitor {
+    type Value = Body<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    visit_scalars_as!(and strings Body(None));
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(Body(None))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut envelope = Envelope::default();
+        match first_key(&mut map)? {
+            FirstKey::Number(_) => return Ok(Body(None)),
+            FirstKey::End => {}
+            FirstKey::Key(key) => {
+                envelope.read(&key, &mut map)?;
+                while let Some(Text(key)) = map.next_key()? {
+                    envelope.read(&key, &mut map)?;
+                }
+            }
+        }
+        Ok(Body(Some(envelope)))
+    }
+}
+
+#[cfg(test)]
+mod reference;
 
 #[cfg(test)]
 mod tests {
@@ -434,7 +584,7 @@ mod tests {
 
         /// JSON built from the words a request is made of, so that the
         /// generator reaches deep into the checks, not only the first one.
-        fn request_like() -> impl Strategy<Value = Value> {
+        pub(super) fn request_like() -> impl Strategy<Value = Value> {
             let word = prop_oneof![
                 Just("LCM".to_owned()),
                 Just("WebService".to_owned()),
@@ -503,6 +653,243 @@ mod tests {
             #[test]
             fn arbitrary_request_like_json_never_panics_and_always_decides(value in request_like()) {
                 check_decision(value.to_string().as_bytes(), 65536);
+            }
+        }
+    }
+
+    /// What the typed parser and the tree-based reference must agree on:
+    /// everything but `Query::data`, which the reference fills with the
+    /// whole `data` object; its kind's own fields are compared by text.
+    fn agree(body: &[u8], limit: usize) {
+        let new = parse_request(body, limit);
+        let old = reference::parse_request(body, limit);
+        let text = |query: &Query| {
+            query
+                .kind
+                .data_fields
+                .iter()
+                .map(|key| crate::protocol::data_text(&query.data, key))
+                .collect::<Vec<_>>()
+        };
+        let summary = |inbound: Inbound| {
+            (
+                inbound.source,
+                inbound.callid,
+                inbound.kind,
+                inbound.is_reply,
+                inbound.query.map(|q| {
+                    let text = text(&q);
+                    (q.kind, q.callid, q.account_number, text)
+                }),
+            )
+        };
+        assert_eq!(
+            summary(new),
+            summary(old),
+            "body {:?}",
+            String::from_utf8_lossy(body)
+        );
+    }
+
+    #[test]
+    fn duplicate_members_keep_the_last_value() {
+        let body = br#"{"channel":"CRM","channel":"LCM","topic":"WebService",
+            "subtopic":"GetBusinessOutcome","data":3,
+            "data":{"callid":"1","callid":"2","AccountNumber":"9"}}"#;
+        let query = parse_request(body, LIMIT).query.unwrap();
+        assert_eq!(query.callid, "2");
+        agree(body, LIMIT);
+    }
+
+    #[test]
+    fn a_data_key_spelt_exactly_wins_over_other_spellings() {
+        let body = br#"{"channel":"LCM","topic":"WebService","subtopic":"GetBusinessOutcome",
+            "data":{"CALLID":"1","callid":"2","AccountNumber":"9"}}"#;
+        assert_eq!(parse_request(body, LIMIT).query.unwrap().callid, "2");
+        agree(body, LIMIT);
+    }
+
+    #[test]
+    fn of_other_spellings_the_first_met_wins_with_its_last_value() {
+        // The tree keeps one entry per spelling, where it was first met,
+        // holding the last value given under that spelling.
+        let body = br#"{"channel":"LCM","topic":"WebService","subtopic":"GetBusinessOutcome",
+            "data":{"CALLID":"1","CallId":"2","CALLID":"3","AccountNumber":"9"}}"#;
+        assert_eq!(parse_request(body, LIMIT).query.unwrap().callid, "3");
+        agree(body, LIMIT);
+    }
+
+    #[test]
+    fn a_data_string_with_escapes_and_numbers_is_read_as_its_object() {
+        let body = br#"{"channel":"LCM","topic":"WebService","subtopic":"GetBusinessOutcomeParent",
+            "data":"{\"call\\u0069d\": 12.50, \"AccountNumber\": \" 4 \", \"parentbusinessoutcomeid\": 101}"}"#;
+        let query = parse_request(body, LIMIT).query.unwrap();
+        assert_eq!(
+            (query.callid.as_str(), query.account_number.as_str()),
+            ("12.50", "4")
+        );
+        assert_eq!(
+            crate::protocol::data_text(&query.data, "ParentBusinessOutcomeId"),
+            Ok(Some("101".into()))
+        );
+        agree(body, LIMIT);
+    }
+
+    #[test]
+    fn a_subtopic_of_another_type_is_echoed_as_its_json() {
+        let body = br#"{"channel":"LCM","topic":"WebService","subtopic":{"b": [1, 2.0], "a":null, "b":true}}"#;
+        assert_eq!(
+            parse_request(body, LIMIT).query,
+            Err(WsError::UnsupportedSubtopic(
+                r#"{"b":true,"a":null}"#.into()
+            ))
+        );
+        agree(body, LIMIT);
+    }
+
+    #[test]
+    fn an_unknown_member_nested_past_the_limit_is_not_json_as_before() {
+        let deep = format!(
+            r#"{{"channel":"LCM","x":{}{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert_eq!(
+            parse_request(deep.as_bytes(), LIMIT).query,
+            Err(WsError::Malformed("body is not JSON".into()))
+        );
+        agree(deep.as_bytes(), LIMIT);
+    }
+
+    #[test]
+    fn serde_json_private_keys_read_as_the_tree_reads_them() {
+        // With arbitrary_precision and raw_value, a `Value` reads these
+        // objects as a number and as the JSON in the string.
+        for body in [
+            br#"{"$serde_json::private::Number":"5"}"#.as_slice(),
+            br#"{"$serde_json::private::Number":"x"}"#,
+            br#"{"$serde_json::private::Number":"5","channel":"LCM"}"#,
+            br#"{"channel":"LCM","topic":"WebService","subtopic":"GetBusinessOutcome","data":{"$serde_json::private::Number":"7"}}"#,
+            br#"{"channel":"LCM","topic":"WebService","subtopic":"GetBusinessOutcome","data":{"callid":{"$serde_json::private::Number":"7"},"AccountNumber":1}}"#,
+            br#"{"$serde_json::private::RawValue":"{\"channel\":\"LCM\",\"topic\":\"WebService\",\"subtopic\":\"GetBusinessOutcome\",\"data\":{\"callid\":\"1\",\"AccountNumber\":\"2\"}}"}"#,
+            br#"{"channel":"LCM","topic":"WebService","subtopic":"GetBusinessOutcome","data":{"$serde_json::private::RawValue":"{\"callid\":3,\"AccountNumber\":4}"}}"#,
+            br#"{"channel":"LCM","topic":"WebService","subtopic":"GetBusinessOutcome","data":"{\"$serde_json::private::RawValue\":\"{\\\"callid\\\":3,\\\"AccountNumber\\\":4}\"}"}"#,
+            br#"{"x":{"$serde_json::private::RawValue":"nope"},"channel":"LCM"}"#,
+        ] {
+            agree(body, LIMIT);
+        }
+        let raw = br#"{"channel":"LCM","topic":"WebService","subtopic":"GetBusinessOutcome","data":{"$serde_json::private::RawValue":"{\"callid\":3,\"AccountNumber\":4}"}}"#;
+        assert_eq!(parse_request(raw, LIMIT).query.unwrap().callid, "3");
+    }
+
+    #[test]
+    fn lone_surrogates_and_bad_escapes_anywhere_are_not_json() {
+        for body in [
+            br#"{"channel":"LCM","x":"\ud800"}"#.as_slice(),
+            br#"{"channel":"LCM","x":["\q"]}"#,
+            br#"{"\ud800":1}"#,
+            br#"{"channel":"LCM","data":{"other":"\udc00"}}"#,
+        ] {
+            assert_eq!(
+                parse_request(body, LIMIT).query,
+                Err(WsError::Malformed("body is not JSON".into())),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+            agree(body, LIMIT);
+        }
+    }
+
+    mod against_the_tree {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// JSON text, not a `Value`: duplicate keys, escaped spellings,
+        /// numbers as written and serde_json's private keys can occur.
+        fn json_text() -> impl Strategy<Value = String> {
+            let key = prop::sample::select(vec![
+                "channel",
+                "topic",
+                "subtopic",
+                "data",
+                "source",
+                "callid",
+                "CallID",
+                "CALLID",
+                "call\\u0069d",
+                "AccountNumber",
+                "accountnumber",
+                "ParentBusinessOutcomeId",
+                "PARENTBUSINESSOUTCOMEID",
+                "dat\\u0061",
+                "x",
+                "$serde_json::private::Number",
+                "$serde_json::private::RawValue",
+            ])
+            .prop_map(|k| format!("\"{k}\""));
+            let leaf = prop::sample::select(vec![
+                "\"LCM\"",
+                "\"lcm\"",
+                "\"WebService\"",
+                "\"GetBusinessOutcome\"",
+                "\"getbusinessoutcomeparent\"",
+                "\"BusinessOutCome\"",
+                "\"12345\"",
+                "\" 7 \"",
+                "\"\"",
+                "\"  \"",
+                "null",
+                "true",
+                "12345",
+                "1e5",
+                "-0.50",
+                "123456789012345678901234567890",
+                "\"\\u0041\\n\"",
+                "\"a\\u0007b\"",
+                "\"5\"",
+                "\"x\"",
+                "[]",
+                "{}",
+                "\"{\\\"callid\\\":\\\"1\\\",\\\"AccountNumber\\\":2}\"",
+                "\"{\\\"CALLID\\\":1,\\\"callid\\\":\\\" \\\",\\\"AccountNumber\\\":[]}\"",
+                "\"[1]\"",
+                "\"{\"",
+            ])
+            .prop_map(str::to_owned);
+            leaf.prop_recursive(4, 48, 8, move |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4)
+                        .prop_map(|items| format!("[{}]", items.join(","))),
+                    prop::collection::vec((key.clone(), inner.clone()), 0..8).prop_map(|pairs| {
+                        let members: Vec<String> =
+                            pairs.into_iter().map(|(k, v)| format!("{k}:{v}")).collect();
+                        format!("{{{}}}", members.join(","))
+                    }),
+                    inner.prop_map(|text| serde_json::to_string(&text).unwrap()),
+                ]
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2048))]
+
+            #[test]
+            fn generated_json_text_is_decided_as_the_tree_decided_it(text in json_text()) {
+                agree(text.as_bytes(), 65536);
+            }
+
+            #[test]
+            fn generated_request_values_are_decided_as_the_tree_decided_them(
+                value in properties::request_like()
+            ) {
+                agree(value.to_string().as_bytes(), 65536);
+            }
+
+            #[test]
+            fn arbitrary_bytes_are_decided_as_the_tree_decided_them(
+                body in prop::collection::vec(any::<u8>(), 0..512)
+            ) {
+                agree(&body, 256);
             }
         }
     }

@@ -101,4 +101,16 @@ mod tests {
         );
         assert!(RequestKind::from_subtopic("GetCampaigns").is_none());
     }
+
+    #[test]
+    fn the_parser_keeps_every_data_field_a_kind_reads() {
+        for kind in KINDS {
+            for key in kind.data_fields {
+                assert!(
+                    crate::protocol::data::DATA_KEYS.contains(key),
+                    "{key} of {kind:?}: add it to DATA_KEYS"
+                );
+            }
+        }
+    }
 }
