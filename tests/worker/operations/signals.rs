@@ -22,7 +22,7 @@ async fn worker_with_deliveries_in_hand(
     grace_ms: &str,
 ) -> (Worker, Requester) {
     env.seed_sample().await;
-    let redis_url = format!("redis://{}", redis.host_port());
+    let redis_url = redis.redis_url();
     let prefetch = PREFETCH.to_string();
     let worker = env.spawn_worker(&[
         ("LCM__REDIS__URL", &redis_url),
@@ -45,7 +45,7 @@ async fn worker_with_deliveries_in_hand(
 #[tokio::test]
 async fn sighup_drains_the_deliveries_in_hand_like_sigterm_and_exits_zero() {
     let env = TestEnv::new("sighup").await;
-    let redis = Proxy::start("127.0.0.1:6379", Mode::BlackHole).await;
+    let redis = Proxy::start(&redis_address(), Mode::BlackHole).await;
     let (worker, mut requester) =
         worker_with_deliveries_in_hand(&env, &redis, "1500", "10000").await;
     worker.signal("HUP").await;
@@ -71,7 +71,7 @@ async fn sighup_drains_the_deliveries_in_hand_like_sigterm_and_exits_zero() {
 /// grace time, and that every request is back in the queue.
 async fn a_second_signal_stops_at_once(test: &str, first: &str, second: &str, status: i32) {
     let env = TestEnv::new(test).await;
-    let redis = Proxy::start("127.0.0.1:6379", Mode::BlackHole).await;
+    let redis = Proxy::start(&redis_address(), Mode::BlackHole).await;
     // Neither the deadline nor the grace time ends the drain in this test.
     let (worker, _requester) =
         worker_with_deliveries_in_hand(&env, &redis, "120000", "120000").await;

@@ -74,7 +74,7 @@ async fn a_round_is_answered_and_settled(
         .wait_counter("lcm_requests_total", &["result=\"dead_lettered\""], settled)
         .await;
     eventually("nothing left unacknowledged", || async {
-        env.unacknowledged(&env.names.request_queue).await == 0
+        unacknowledged(&env.names.request_queue).await == 0
     })
     .await;
     assert_eq!(env.ready_count(&env.names.request_queue).await, 0);
@@ -96,8 +96,8 @@ async fn a_worker_whose_log_pipe_is_closed_from_the_start_serves_and_settles_eve
 async fn a_log_pipe_closing_mid_run_loses_lines_not_requests_across_a_reconnection() {
     let env = TestEnv::new("log-pipe-mid").await;
     env.seed_sample().await;
-    let broker = Proxy::start("127.0.0.1:5672", Mode::Forward).await;
-    let url = format!("amqp://guest:guest@{}/%2f", broker.host_port());
+    let broker = Proxy::start(&amqp_address(), Mode::Forward).await;
+    let url = broker.amqp_url();
     let mut worker = env.start_worker(&[("LCM__AMQP__URL", &url)]).await;
     let mut requester = env.requester("desk").await;
     a_round_is_answered_and_settled(&env, &mut worker, &mut requester, 0).await;

@@ -271,27 +271,6 @@ impl TestEnv {
     }
 
     /// Publishes a raw body to the request exchange.
-    /// Deliveries of `queue` that the broker holds unacknowledged now, as
-    /// `rabbitmqctl` lists them (AMQP itself does not say).
-    pub async fn unacknowledged(&self, queue: &str) -> u64 {
-        let output = tokio::process::Command::new("rabbitmqctl")
-            .args(["-q", "list_queues", "name", "messages_unacknowledged"])
-            .output()
-            .await
-            .expect("rabbitmqctl");
-        assert!(
-            output.status.success(),
-            "rabbitmqctl list_queues: {output:?}"
-        );
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .find_map(|line| {
-                let mut columns = line.split('\t');
-                (columns.next()? == queue).then(|| columns.next()?.trim().parse().ok())?
-            })
-            .unwrap_or_else(|| panic!("queue {queue} not listed by rabbitmqctl"))
-    }
-
     pub async fn publish_raw(&self, routing_key: &str, body: &[u8], properties: BasicProperties) {
         let exchange = &self.names.request_exchange;
         publish(&self.channel, exchange, routing_key, body, properties).await;
