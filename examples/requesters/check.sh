@@ -12,7 +12,9 @@
 #     section 5 (compared as JSON values);
 #   - an unknown call exits 1 and prints the WS_Error `Invalid Call ID:<id>`;
 #   - each printed reply is valid against its schema in docs/schemas/
-#     (when the python module jsonschema is installed).
+#     (when the python module jsonschema is installed);
+#   - with --trace, the trace id printed is the one the reply's traceparent
+#     carries on.
 # Then stops the worker with SIGTERM (it must exit 0) and deletes its
 # exchanges, queues and Redis keys, also on failure or interrupt.
 #
@@ -145,6 +147,26 @@ PY
   fi
 }
 
+# --trace: the reply's traceparent continues the trace the requester
+# started (the worker here exports nothing; the trace goes on regardless).
+expect_traced() { # name, command...
+  local name=$1; shift
+  local trace
+  if ! "$@" --trace >"$out/reply.json" 2>"$out/stderr.txt"; then
+    echo "FAIL $name: exit non-zero; stderr: $(head -c 300 "$out/stderr.txt")" >&2
+    failed=$((failed + 1))
+    return
+  fi
+  trace=$(sed -n 's/^trace \([0-9a-f]\{32\}\)$/\1/p' "$out/stderr.txt")
+  if [[ -n $trace ]] && grep -Eq "^reply traceparent 00-$trace-[0-9a-f]{16}-01$" "$out/stderr.txt"; then
+    echo "ok   $name"
+    passed=$((passed + 1))
+  else
+    echo "FAIL $name: stderr: $(head -c 300 "$out/stderr.txt")" >&2
+    failed=$((failed + 1))
+  fi
+}
+
 unknown="no-such-call-$run"
 expect "python: call 12345 answers the sample reply, exit 0" 0 sample \
   "$python" examples/requesters/python/requester.py --callid 12345 --account '5|3|1|0|0|44|1'
@@ -154,6 +176,11 @@ expect "node: call 12345 answers the sample reply, exit 0" 0 sample \
   node examples/requesters/node/requester.mjs --callid 12345 --account '5|3|1|0|0|44|1'
 expect "node: an unknown call answers WS_Error, exit 1" 1 "unknown:$unknown" \
   node examples/requesters/node/requester.mjs --callid "$unknown" --account '5|3|1|0|0|44|1'
+
+expect_traced "python: --trace prints a trace id that the reply's traceparent continues" \
+  "$python" examples/requesters/python/requester.py --callid 12345 --account '5|3|1|0|0|44|1'
+expect_traced "node: --trace prints a trace id that the reply's traceparent continues" \
+  node examples/requesters/node/requester.mjs --callid 12345 --account '5|3|1|0|0|44|1'
 
 if stop_worker; then
   echo "ok   the worker exits 0 on SIGTERM"

@@ -1,7 +1,9 @@
 //! One delivery's task: ask the service for the decision, publish the
 //! reply, and settle the request as [`settle`] says. Every dead-letter,
 //! whatever its reason ([`DeadLetter`]), goes through
-//! [`DeliveryTask::dead_letter`], which logs and counts it.
+//! [`DeliveryTask::dead_letter`], which logs and counts it. The delivery's
+//! trace ([`DeliveryTrace`]) continues the requester's, and its ids are on
+//! every log line of the delivery.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +11,7 @@ use std::time::Duration;
 use lapin::message::Delivery;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::Channel;
+use opentelemetry::context::FutureExt as _;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{field, Instrument};
@@ -16,12 +19,14 @@ use tracing::{field, Instrument};
 use super::acknowledger::Unsettled;
 use super::publisher::{publish, PublishOutcome, Reply};
 use super::settle::{settle, ChannelState, DeadLetter, Settle};
+use super::trace_headers::{parent_of, reply_headers};
 use crate::backoff::Backoff;
 use crate::protocol::RequestProperties;
 use crate::service::{Action, Handled, Service, Store};
 use crate::settings::Settings;
 use crate::telemetry::events::{ReplyUnroutable, RequestAnswered, RequestDeadLettered};
 use crate::telemetry::metrics::{InHand, UNKNOWN_KIND};
+use crate::telemetry::traces::{Consumed, DeliveryTrace, Sent};
 
 /// Pauses between publishes of a refused reply.
 const REPUBLISH_START: Duration = Duration::from_millis(20);
@@ -44,33 +49,61 @@ impl<S: Store> DeliveryTask<S> {
     /// connection.
     pub async fn run(self, delivery: Delivery, unsettled: Unsettled) {
         let properties = request_properties(&delivery);
+        let trace = DeliveryTrace::start(
+            parent_of(delivery.properties.headers().as_ref()),
+            &Consumed {
+                exchange: delivery.exchange.as_str(),
+                routing_key: delivery.routing_key.as_str(),
+                queue: &self.settings.amqp.request_queue,
+                delivery_tag: delivery.delivery_tag,
+                correlation_id: properties.reply_correlation_id(),
+                body_size: delivery.data.len(),
+            },
+        );
         let redelivered = delivery.redelivered;
         let body = delivery.data;
+        let ids = trace.span_context();
         let span = tracing::info_span!(
             "delivery",
             correlation_id = properties.reply_correlation_id().unwrap_or(""),
             callid = field::Empty,
             source = field::Empty,
             redelivered,
+            trace_id = %ids.trace_id(),
+            span_id = %ids.span_id(),
         );
         let abandon = self.abandon.clone();
-        async {
+        let unanswered = async {
             tokio::select! {
                 _ = abandon.cancelled() => {
                     tracing::debug!("connection lost before the request was settled; RabbitMQ redelivers it");
+                    Some("connection lost")
                 }
-                _ = self.handle(body, &properties, unsettled) => {}
+                unanswered = self.handle(body, &properties, unsettled, &trace) => unanswered,
             }
         }
         .instrument(span)
         .await;
+        trace.finish(unanswered);
     }
 
-    async fn handle(&self, body: Vec<u8>, properties: &RequestProperties, unsettled: Unsettled) {
-        let decided = self
+    /// Handles the delivery; why it was not answered, if it was not.
+    async fn handle(
+        &self,
+        body: Vec<u8>,
+        properties: &RequestProperties,
+        unsettled: Unsettled,
+        trace: &DeliveryTrace,
+    ) -> Option<&'static str> {
+        let deciding = self
             .service
-            .handle_guarded(&body, properties, self.received)
-            .await;
+            .handle_guarded(&body, properties, self.received);
+        // While exporting, the Redis round trips become child spans of the
+        // delivery's, through the context current while the work is polled.
+        let decided = match trace.work_context() {
+            Some(context) => deciding.with_context(context).await,
+            None => deciding.await,
+        };
         // Only the reply is needed from here on, which may be republished
         // until the deadline: a large request body is not held that long.
         drop(body);
@@ -86,7 +119,7 @@ impl<S: Store> DeliveryTask<S> {
         match &handled.action {
             Action::DeadLetter { why } => {
                 self.dead_letter(unsettled, DeadLetter::Unanswered(*why), kind)
-                    .await;
+                    .await
             }
             Action::Reply { route, body } => {
                 let reply = Reply {
@@ -94,31 +127,41 @@ impl<S: Store> DeliveryTask<S> {
                     body,
                     correlation_id: properties.reply_correlation_id(),
                 };
-                self.reply_and_settle(unsettled, reply, &handled, kind)
-                    .await;
+                self.reply_and_settle(unsettled, reply, &handled, kind, trace)
+                    .await
             }
         }
     }
 
     /// Publishes the reply until [`settle`] decides, and carries the
-    /// decision out.
+    /// decision out; why the request was not answered, if it was not.
     async fn reply_and_settle(
         &self,
         unsettled: Unsettled,
         reply: Reply<'_>,
         handled: &Handled,
         kind: &'static str,
-    ) {
+        trace: &DeliveryTrace,
+    ) -> Option<&'static str> {
         let amqp = &self.settings.amqp;
         let deadline = self.received + self.settings.request_deadline();
         let mut backoff = Backoff::new(REPUBLISH_START, REPUBLISH_CAP);
+        let exchange = reply.exchange(&amqp.reply_exchange);
         loop {
             let confirm_wait = self.settings.request_deadline();
+            let send = trace.send(&Sent {
+                exchange,
+                routing_key: reply.route.routing_key(),
+                template: reply.route.template(),
+                correlation_id: reply.correlation_id,
+            });
+            let headers = send.context().map(reply_headers);
             let outcome = publish(
                 &self.channel,
-                &amqp.reply_exchange,
+                exchange,
                 &amqp.app_id,
                 reply,
+                headers,
                 confirm_wait,
             )
             .await
@@ -126,6 +169,7 @@ impl<S: Store> DeliveryTask<S> {
                 tracing::warn!(%error, "publishing the reply failed");
                 PublishOutcome::Failed
             });
+            send.finish(outcome.error());
             let channel = if self.channel.status().connected() {
                 ChannelState::Open
             } else {
@@ -140,7 +184,8 @@ impl<S: Store> DeliveryTask<S> {
                         }
                         .emit();
                     }
-                    return self.ack(unsettled, handled.result, kind).await;
+                    self.ack(unsettled, handled.result, kind).await;
+                    return None;
                 }
                 Settle::Retry => {
                     tracing::warn!("reply refused by RabbitMQ (nack); publishing again");
@@ -162,11 +207,11 @@ impl<S: Store> DeliveryTask<S> {
                             tracing::warn!(%error, "requeue failed; RabbitMQ will redeliver the request")
                         }
                     }
-                    return;
+                    return Some("reply not confirmed in time");
                 }
                 Settle::LeaveForRedelivery => {
                     tracing::warn!("channel lost before the reply was confirmed; leaving the request for redelivery");
-                    return;
+                    return Some("channel lost");
                 }
             }
         }
@@ -186,8 +231,13 @@ impl<S: Store> DeliveryTask<S> {
     }
 
     /// Rejects the request into the dead-letter queue, and logs and counts
-    /// why: the one way a request is dead-lettered.
-    async fn dead_letter(&self, unsettled: Unsettled, why: DeadLetter, kind: &'static str) {
+    /// why: the one way a request is dead-lettered. Returns the reason.
+    async fn dead_letter(
+        &self,
+        unsettled: Unsettled,
+        why: DeadLetter,
+        kind: &'static str,
+    ) -> Option<&'static str> {
         self.in_hand.release();
         match unsettled.reject().await {
             Ok(()) => RequestDeadLettered {
@@ -202,6 +252,7 @@ impl<S: Store> DeliveryTask<S> {
                 tracing::warn!(%error, reason = why.reason(), "reject failed; RabbitMQ will redeliver the request");
             }
         }
+        Some(why.reason())
     }
 }
 

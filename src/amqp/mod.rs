@@ -11,6 +11,8 @@
 //!   the settlement, and the one place that dead-letters;
 //! - `publisher`: the reply published and confirmed, as a
 //!   `PublishOutcome`; `settle` (pure): what then becomes of the request;
+//!   `trace_headers`: the W3C trace context read from the request's
+//!   headers and written into the reply's;
 //! - `acknowledger`: the acks of one channel, batched by its own flusher;
 //!   `ack_tracker` (pure): which settled tags one ack frame can cover.
 //!
@@ -30,6 +32,7 @@ mod session;
 mod settle;
 mod supervisor;
 pub mod topology;
+mod trace_headers;
 
 pub use self::connection::{connect, connect_first, replica_name, Probe};
 pub use self::consumer_state::ConsumerState;

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use lapin::options::BasicPublishOptions;
+use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation};
 
 use crate::protocol::ReplyRoute;
@@ -23,6 +24,19 @@ pub enum PublishOutcome {
     Unconfirmed,
 }
 
+impl PublishOutcome {
+    /// How the publish failed, for its span; `None` when it was confirmed.
+    pub fn error(self) -> Option<&'static str> {
+        match self {
+            Self::Confirmed => None,
+            Self::Returned => Some("unroutable"),
+            Self::Refused => Some("nack"),
+            Self::Failed => Some("publish_failed"),
+            Self::Unconfirmed => Some("unconfirmed"),
+        }
+    }
+}
+
 /// A reply ready to publish.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Reply<'a> {
@@ -34,25 +48,37 @@ pub(super) struct Reply<'a> {
     pub correlation_id: Option<&'a str>,
 }
 
-/// Publishes `reply` and waits up to `confirm_wait` for RabbitMQ's
-/// confirm. An `Err` means the channel or connection failed: the request
-/// must stay unacknowledged.
+impl<'a> Reply<'a> {
+    /// The exchange the reply is published to: the default exchange for a
+    /// `reply_to` route, else `reply_exchange`.
+    pub fn exchange(&self, reply_exchange: &'a str) -> &'a str {
+        match self.route {
+            ReplyRoute::ReplyTo(_) => "",
+            ReplyRoute::Source(_) => reply_exchange,
+        }
+    }
+}
+
+/// Publishes `reply` to `exchange`, with `headers` if any (its trace
+/// context), and waits up to `confirm_wait` for RabbitMQ's confirm. An
+/// `Err` means the channel or connection failed: the request must stay
+/// unacknowledged.
 pub(super) async fn publish(
     channel: &Channel,
-    reply_exchange: &str,
+    exchange: &str,
     app_id: &str,
     reply: Reply<'_>,
+    headers: Option<FieldTable>,
     confirm_wait: Duration,
 ) -> lapin::Result<PublishOutcome> {
-    let exchange = match reply.route {
-        ReplyRoute::ReplyTo(_) => "",
-        ReplyRoute::Source(_) => reply_exchange,
-    };
     let mut properties = BasicProperties::default()
         .with_content_type("application/json".into())
         .with_app_id(app_id.into());
     if let Some(id) = reply.correlation_id {
         properties = properties.with_correlation_id(id.into());
+    }
+    if let Some(headers) = headers {
+        properties = properties.with_headers(headers);
     }
     let options = BasicPublishOptions {
         mandatory: reply.route.mandatory(),

@@ -86,6 +86,31 @@ pub fn load_settings() -> Result<Settings, SettingsError> {
     Ok(settings)
 }
 
+/// How long the spans still queued may take to reach the collector at exit.
+const TRACE_FLUSH_AT_EXIT: Duration = Duration::from_secs(2);
+
+/// Starts trace export as the `OTEL_*` variables say (docs/observability.md),
+/// before the runtime: the OTLP client runs a thread of its own.
+fn start_traces() -> Result<(), String> {
+    let export = telemetry::TraceExport::from_vars(|name| std::env::var(name).ok())?;
+    telemetry::init_traces(&export)?;
+    match &export {
+        telemetry::TraceExport::Off(why) => {
+            tracing::info!(
+                why,
+                "trace export off; trace context still goes on into replies"
+            )
+        }
+        telemetry::TraceExport::Otlp { endpoint, queue } => tracing::info!(
+            endpoint,
+            queue,
+            conventions = telemetry::SCHEMA_URL,
+            "exporting traces over OTLP/HTTP"
+        ),
+    }
+    Ok(())
+}
+
 /// Parses the command line and runs the command; the process's exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -113,11 +138,20 @@ pub fn main() -> ExitCode {
         }
     };
     let command = cli.command.unwrap_or(Command::Run);
+    if matches!(command, Command::Run) {
+        if let Err(error) = start_traces() {
+            say(error);
+            telemetry::flush_logs(LOG_FLUSH_AT_EXIT);
+            return ExitCode::from(2);
+        }
+    }
     let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
         runtime.block_on(run(command, settings))
     }));
-    // What the command logged is written out before the process ends, or
-    // given up after a second if the log sink does not take it.
+    // The spans and what the command logged are written out before the
+    // process ends, or given up if the collector or the log sink does not
+    // take them in time.
+    telemetry::flush_traces(TRACE_FLUSH_AT_EXIT);
     telemetry::flush_logs(LOG_FLUSH_AT_EXIT);
     match ran {
         Ok(Ok(code)) => code,

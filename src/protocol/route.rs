@@ -124,6 +124,16 @@ impl ReplyRoute {
             Self::Source(_) => "source",
         }
     }
+
+    /// The low-cardinality form of a temporary reply queue's name, for
+    /// traces: Direct Reply-to, or a queue the broker named.
+    pub fn template(&self) -> Option<&'static str> {
+        match self {
+            Self::ReplyTo(key) if names_direct_reply_to(key) => Some("amq.rabbitmq.reply-to.*"),
+            Self::ReplyTo(key) if key.starts_with("amq.gen-") => Some("amq.gen-*"),
+            _ => None,
+        }
+    }
 }
 
 fn non_empty(value: &Option<String>) -> Option<&str> {

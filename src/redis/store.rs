@@ -15,6 +15,7 @@ pub use super::pool::{PoolError, RedisConnection};
 use crate::service::{CallRecord, Store, StoreError};
 use crate::settings::RedisSettings;
 use crate::telemetry::metrics::{self, RedisOperation};
+use crate::telemetry::traces;
 
 /// Bounds every Redis operation so that a dead or black-holed server can
 /// neither hang a delivery nor hold a pool slot for good. The service's
@@ -177,6 +178,7 @@ impl RedisStore {
         command: &redis::Pipeline,
     ) -> Result<T, StoreError> {
         let started = Instant::now();
+        let span = traces::redis_span(operation);
         let result = async {
             let (slot, mut conn) = self.shared_connection().await?;
             let result = command
@@ -190,6 +192,7 @@ impl RedisStore {
         }
         .await;
         metrics::redis_round_trip(operation, started.elapsed(), result.is_err());
+        traces::end_redis_span(span, result.is_err());
         result
     }
 }

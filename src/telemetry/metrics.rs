@@ -32,6 +32,8 @@ pub const AMQP_RECONNECTS_TOTAL: &str = "lcm_amqp_reconnects_total";
 pub const DELIVERIES_IN_HAND: &str = "lcm_deliveries_in_hand";
 /// Replies of `[]` for a campaign with no stored list.
 pub const EMPTY_OUTCOME_LISTS_TOTAL: &str = "lcm_empty_outcome_lists_total";
+/// Finished spans not exported, by reason.
+pub const SPANS_DROPPED_TOTAL: &str = "lcm_spans_dropped_total";
 /// Always 1, labelled with the version.
 pub const BUILD_INFO: &str = "lcm_build_info";
 
@@ -59,6 +61,35 @@ impl RedisOperation {
         match self {
             Self::Call => "call",
             Self::Outcomes => "outcomes",
+        }
+    }
+
+    /// The Redis command (or pipeline) it sends, for its span.
+    pub fn command(self) -> &'static str {
+        match self {
+            Self::Call => "EVAL",
+            Self::Outcomes => "PIPELINE",
+        }
+    }
+}
+
+/// Why a finished span was not exported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanDrop {
+    /// The export queue was full: the collector is slower than the spans.
+    QueueFull,
+    /// The collector did not take the batch (refused, unreachable, timed out).
+    ExportFailed,
+}
+
+impl SpanDrop {
+    const ALL: [Self; 2] = [Self::QueueFull, Self::ExportFailed];
+
+    /// The `reason` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::QueueFull => "queue_full",
+            Self::ExportFailed => "export_failed",
         }
     }
 }
@@ -121,6 +152,10 @@ fn describe() {
         EMPTY_OUTCOME_LISTS_TOTAL,
         "Replies of [] for a campaign with no stored outcome list."
     );
+    describe_counter!(
+        SPANS_DROPPED_TOTAL,
+        "Finished spans not exported, by reason: queue_full or export_failed."
+    );
     describe_gauge!(BUILD_INFO, "Always 1; the version is in the label.");
 
     for kind in KINDS {
@@ -135,6 +170,9 @@ fn describe() {
     counter!(AMQP_RECONNECTS_TOTAL).absolute(0);
     gauge!(DELIVERIES_IN_HAND).set(0.0);
     counter!(EMPTY_OUTCOME_LISTS_TOTAL).absolute(0);
+    for reason in SpanDrop::ALL {
+        counter!(SPANS_DROPPED_TOTAL, "reason" => reason.label()).absolute(0);
+    }
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
 
@@ -165,6 +203,11 @@ pub fn redis_round_trip(operation: RedisOperation, elapsed: Duration, failed: bo
     if failed {
         counter!(REDIS_ERRORS_TOTAL, "operation" => operation.label()).increment(1);
     }
+}
+
+/// `spans` finished spans were not exported, for `reason`.
+pub fn spans_dropped(reason: SpanDrop, spans: u64) {
+    counter!(SPANS_DROPPED_TOTAL, "reason" => reason.label()).increment(spans);
 }
 
 /// A reply came back unroutable.

@@ -31,6 +31,7 @@ mod operations {
     mod observability;
     mod secrets;
     mod signals;
+    mod traces;
 }
 
 /// Faults survived: lost connections, broker restarts, fail-over, Redis

@@ -1,14 +1,19 @@
 #!/usr/bin/env node
 // Sends one GetBusinessOutcome to lcm-worker and prints the reply.
 //
-//   node requester.mjs --callid 12345 --account '5|3|1|0|0|44|1' [--source NAME] [--timeout 5]
+//   node requester.mjs --callid 12345 --account '5|3|1|0|0|44|1' [--source NAME] [--timeout 5] [--trace]
 //
 // Reads the same variables as the worker: LCM__AMQP__URL (default
 // amqp://guest:guest@127.0.0.1:5672/%2f) and LCM__AMQP__REQUEST_EXCHANGE
 // (default lcm.requests). Prints the reply as JSON on standard output.
 // Exit status: 0 for BusinessOutCome, 1 for WS_Error, 2 for no reply in
 // time or any failure (the reason on standard error).
-import { randomUUID } from 'node:crypto';
+//
+// --trace starts a W3C trace: the request carries a `traceparent` header,
+// and standard error gets `trace <trace id>` and the reply's `traceparent`,
+// which continues that trace (docs/protocol.md section 11). Search your
+// tracing backend for the trace id to find the worker's spans.
+import { randomBytes, randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import amqp from 'amqplib';
 
@@ -21,10 +26,11 @@ async function main() {
       account: { type: 'string' },
       source: { type: 'string', default: 'node-requester' },
       timeout: { type: 'string', default: '5' },
+      trace: { type: 'boolean', default: false },
     },
   });
   if (args.callid === undefined || args.account === undefined) {
-    console.error('usage: requester.mjs --callid ID --account KEY [--source NAME] [--timeout SECONDS]');
+    console.error('usage: requester.mjs --callid ID --account KEY [--source NAME] [--timeout SECONDS] [--trace]');
     return 2;
   }
   const timeoutMs = Number(args.timeout) * 1000;
@@ -38,6 +44,13 @@ async function main() {
     data: { callid: args.callid, AccountNumber: args.account },
   };
   const correlationId = randomUUID();
+  const headers = {};
+  if (args.trace) {
+    const traceId = randomBytes(16).toString('hex');
+    // Sampled (flags 01), so that an exporting worker records its spans.
+    headers.traceparent = `00-${traceId}-${randomBytes(8).toString('hex')}-01`;
+    console.error(`trace ${traceId}`);
+  }
 
   const connection = await amqp.connect(url);
   try {
@@ -59,7 +72,7 @@ async function main() {
           (message) => {
             if (message && message.properties.correlationId === correlationId) {
               clearTimeout(timer);
-              resolve(message.content.toString('utf8'));
+              resolve(message);
             }
           },
           { noAck: true },
@@ -69,12 +82,18 @@ async function main() {
             contentType: 'application/json',
             replyTo: DIRECT_REPLY_TO,
             correlationId,
+            headers,
             mandatory: true,
           }),
         )
         .catch(reject);
     });
-    const body = JSON.parse(await reply);
+    const message = await reply;
+    if (args.trace) {
+      const traceparent = message.properties.headers?.traceparent;
+      console.error(`reply traceparent ${Buffer.isBuffer(traceparent) ? traceparent.toString('utf8') : traceparent}`);
+    }
+    const body = JSON.parse(message.content.toString('utf8'));
     console.log(JSON.stringify(body, null, 2));
     return { BusinessOutCome: 0, WS_Error: 1 }[body?.subtopic] ?? 2;
   } finally {

@@ -389,6 +389,8 @@ pub(super) async fn consume_replies(
                 correlation_id: text(delivery.properties.correlation_id()),
                 content_type: text(delivery.properties.content_type()),
                 app_id: text(delivery.properties.app_id()),
+                traceparent: header_text(&delivery, "traceparent"),
+                tracestate: header_text(&delivery, "tracestate"),
             };
             if sender.send(reply).is_err() {
                 break;
@@ -396,4 +398,15 @@ pub(super) async fn consume_replies(
         }
     });
     receiver
+}
+
+/// A text header of `delivery`, as a long or short string.
+fn header_text(delivery: &lapin::message::Delivery, key: &str) -> Option<String> {
+    match delivery.properties.headers().as_ref()?.inner().get(key)? {
+        lapin::types::AMQPValue::LongString(text) => {
+            Some(String::from_utf8_lossy(text.as_bytes()).into_owned())
+        }
+        lapin::types::AMQPValue::ShortString(text) => Some(text.to_string()),
+        _ => None,
+    }
 }

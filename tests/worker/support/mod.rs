@@ -3,7 +3,7 @@
 //! (`worker`), the requester (`requester`), the reply schemas (`schemas`),
 //! steady load (`load`), waiting with a deadline (`wait`), watching a
 //! worker over time (`sampler`), fault-injecting proxies (`proxy`, `tls`),
-//! a hostile publisher (`poison`), and servers of a test's own: a
+//! a hostile publisher (`poison`), an OTLP trace receiver (`otlp`), and servers of a test's own: a
 //! redis-server (`redis_server`), a Redis ACL user (`redis_user`), a RabbitMQ node (`rabbitmq_node`) and a
 //! cluster of them (`rabbitmq_cluster`).
 
@@ -11,6 +11,7 @@ mod broker;
 mod cancel_proxy;
 mod env;
 mod load;
+mod otlp;
 mod poison;
 pub mod proxy;
 mod rabbitmq_cluster;
@@ -28,6 +29,7 @@ pub use broker::*;
 pub use cancel_proxy::*;
 pub use env::*;
 pub use load::*;
+pub use otlp::*;
 pub use poison::*;
 pub use rabbitmq_cluster::*;
 pub use rabbitmq_node::*;

@@ -82,6 +82,9 @@ pub struct Reply {
     pub correlation_id: Option<String>,
     pub content_type: Option<String>,
     pub app_id: Option<String>,
+    /// The W3C trace context headers, if the reply carries them.
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
 }
 
 impl Reply {

@@ -1,0 +1,370 @@
+//! One delivery's trace (docs/protocol.md section 11): a `process` span
+//! (CONSUMER) continuing the requester's trace, a child span per Redis
+//! round trip (CLIENT) and per publish of the reply (PRODUCER), whose
+//! context goes into the reply's headers.
+//!
+//! The requester's context is the process span's parent, not a link: the
+//! requester waits for this reply, so its trace reads as one call tree.
+//!
+//! While export is off nothing is recorded, and the trace context still
+//! goes on at no more cost than new span ids: a process span's context
+//! carries the requester's trace id and sampled flag, so that the reply
+//! continues the requester's trace as it would through an exporting
+//! worker, and log lines carry ids to search for.
+
+use opentelemetry::trace::{
+    Span as _, SpanContext, SpanKind, Status, TraceContextExt as _, TraceFlags, TraceState,
+    Tracer as _,
+};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator, Span};
+use opentelemetry_semantic_conventions::attribute as semconv;
+
+use super::metrics::RedisOperation;
+use super::trace_export::tracer;
+
+/// Where a delivery came from, for the process span.
+#[derive(Debug, Clone, Copy)]
+pub struct Consumed<'a> {
+    /// The exchange the request was published to.
+    pub exchange: &'a str,
+    /// Its routing key (the source).
+    pub routing_key: &'a str,
+    /// The queue it was consumed from.
+    pub queue: &'a str,
+    /// The delivery tag on this channel.
+    pub delivery_tag: u64,
+    /// The request's correlation id (or message id).
+    pub correlation_id: Option<&'a str>,
+    /// The body's size in bytes.
+    pub body_size: usize,
+}
+
+/// Where a reply goes, for a send span.
+#[derive(Debug, Clone, Copy)]
+pub struct Sent<'a> {
+    /// The exchange; empty for the default exchange.
+    pub exchange: &'a str,
+    /// The routing key.
+    pub routing_key: &'a str,
+    /// The low-cardinality form of a temporary reply queue's name
+    /// (`amq.rabbitmq.reply-to.*`), if it is one.
+    pub template: Option<&'static str>,
+    /// The correlation id the reply carries.
+    pub correlation_id: Option<&'a str>,
+}
+
+/// The trace of one delivery.
+#[derive(Debug)]
+pub struct DeliveryTrace {
+    /// The process span, while exporting.
+    span: Option<Span>,
+    /// The process span's context: its ids for the log lines, its parent
+    /// for the children.
+    context: SpanContext,
+    /// Whether the request carried a valid trace context.
+    continued: bool,
+}
+
+impl DeliveryTrace {
+    /// Starts the process span of a delivery whose request carried
+    /// `parent` (already checked: valid or `None`).
+    pub fn start(parent: Option<SpanContext>, consumed: &Consumed<'_>) -> Self {
+        let continued = parent.is_some();
+        let Some(tracer) = tracer() else {
+            return Self {
+                span: None,
+                context: unrecorded_child(parent.as_ref()),
+                continued,
+            };
+        };
+        let parent_cx = match parent {
+            Some(parent) => Context::new().with_remote_span_context(parent),
+            None => Context::new(),
+        };
+        let destination = destination(consumed.exchange, consumed.routing_key);
+        let mut attributes = vec![
+            KeyValue::new(semconv::MESSAGING_SYSTEM, "rabbitmq"),
+            KeyValue::new(semconv::MESSAGING_OPERATION_NAME, "process"),
+            KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, "process"),
+            KeyValue::new(semconv::MESSAGING_DESTINATION_NAME, destination.clone()),
+            KeyValue::new(
+                semconv::MESSAGING_DESTINATION_SUBSCRIPTION_NAME,
+                consumed.queue.to_owned(),
+            ),
+            KeyValue::new(
+                semconv::MESSAGING_RABBITMQ_MESSAGE_DELIVERY_TAG,
+                i64::try_from(consumed.delivery_tag).unwrap_or(i64::MAX),
+            ),
+            KeyValue::new(
+                semconv::MESSAGING_MESSAGE_BODY_SIZE,
+                i64::try_from(consumed.body_size).unwrap_or(i64::MAX),
+            ),
+        ];
+        if !consumed.routing_key.is_empty() {
+            attributes.push(KeyValue::new(
+                semconv::MESSAGING_RABBITMQ_DESTINATION_ROUTING_KEY,
+                consumed.routing_key.to_owned(),
+            ));
+        }
+        if let Some(id) = consumed.correlation_id {
+            attributes.push(KeyValue::new(
+                semconv::MESSAGING_MESSAGE_CONVERSATION_ID,
+                id.to_owned(),
+            ));
+        }
+        let span = tracer
+            .span_builder(format!("process {destination}"))
+            .with_kind(SpanKind::Consumer)
+            .with_attributes(attributes)
+            .start_with_context(tracer, &parent_cx);
+        Self {
+            context: span.span_context().clone(),
+            span: Some(span),
+            continued,
+        }
+    }
+
+    /// The process span's context, for the log lines.
+    pub fn span_context(&self) -> &SpanContext {
+        &self.context
+    }
+
+    /// The context the delivery's work runs in, so that Redis round trips
+    /// become child spans ([`redis_span`]); `None` while export is off.
+    pub fn work_context(&self) -> Option<Context> {
+        self.span
+            .as_ref()
+            .map(|_| Context::new().with_remote_span_context(self.context.clone()))
+    }
+
+    /// Starts the span of one publish of the reply. While export is off
+    /// it is the process span's own context that the reply carries, and
+    /// only when the request carried one to continue.
+    pub fn send(&self, sent: &Sent<'_>) -> SendSpan {
+        let Some(tracer) = tracer().filter(|_| self.span.is_some()) else {
+            return SendSpan {
+                span: None,
+                context: self.continued.then(|| self.context.clone()),
+            };
+        };
+        let named = match sent.template {
+            Some(template) => destination(sent.exchange, template),
+            None => destination(sent.exchange, sent.routing_key),
+        };
+        let destination = destination(sent.exchange, sent.routing_key);
+        let mut attributes = vec![
+            KeyValue::new(semconv::MESSAGING_SYSTEM, "rabbitmq"),
+            KeyValue::new(semconv::MESSAGING_OPERATION_NAME, "send"),
+            KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, "send"),
+            KeyValue::new(semconv::MESSAGING_DESTINATION_NAME, destination),
+        ];
+        if sent.template.is_some() {
+            attributes.push(KeyValue::new(
+                semconv::MESSAGING_DESTINATION_TEMPLATE,
+                named.clone(),
+            ));
+            attributes.push(KeyValue::new(
+                semconv::MESSAGING_DESTINATION_TEMPORARY,
+                true,
+            ));
+        }
+        if !sent.routing_key.is_empty() {
+            attributes.push(KeyValue::new(
+                semconv::MESSAGING_RABBITMQ_DESTINATION_ROUTING_KEY,
+                sent.routing_key.to_owned(),
+            ));
+        }
+        if let Some(id) = sent.correlation_id {
+            attributes.push(KeyValue::new(
+                semconv::MESSAGING_MESSAGE_CONVERSATION_ID,
+                id.to_owned(),
+            ));
+        }
+        let parent = Context::new().with_remote_span_context(self.context.clone());
+        let span = tracer
+            .span_builder(format!("send {named}"))
+            .with_kind(SpanKind::Producer)
+            .with_attributes(attributes)
+            .start_with_context(tracer, &parent);
+        SendSpan {
+            context: Some(span.span_context().clone()),
+            span: Some(span),
+        }
+    }
+
+    /// Ends the process span: `error` names why the request was not
+    /// answered (a dead-letter reason), if it was not.
+    pub fn finish(self, error: Option<&'static str>) {
+        if let Some(mut span) = self.span {
+            if let Some(error) = error {
+                span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, error));
+                span.set_status(Status::error(error));
+            }
+            span.end();
+        }
+    }
+}
+
+/// The span of one publish of a reply.
+#[derive(Debug)]
+pub struct SendSpan {
+    span: Option<Span>,
+    /// The context the reply's headers carry, if any.
+    context: Option<SpanContext>,
+}
+
+impl SendSpan {
+    /// The trace context to put in the reply's headers.
+    pub fn context(&self) -> Option<&SpanContext> {
+        self.context.as_ref()
+    }
+
+    /// Ends the span: `error` names how the publish failed, if it did.
+    pub fn finish(self, error: Option<&'static str>) {
+        if let Some(mut span) = self.span {
+            if let Some(error) = error {
+                span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, error));
+                span.set_status(Status::error(error));
+            }
+            span.end();
+        }
+    }
+}
+
+/// A span for one Redis round trip, child of the delivery being handled
+/// (the current context), while export is on and a delivery is traced.
+pub fn redis_span(operation: RedisOperation) -> Option<Span> {
+    let tracer = tracer()?;
+    let command = operation.command();
+    let cx = Context::current();
+    if !cx.span().span_context().is_valid() {
+        return None;
+    }
+    let attributes = vec![
+        KeyValue::new(semconv::DB_SYSTEM_NAME, "redis"),
+        KeyValue::new(semconv::DB_OPERATION_NAME, command),
+        KeyValue::new("lcm.redis.lookup", operation.label()),
+    ];
+    Some(
+        tracer
+            .span_builder(command)
+            .with_kind(SpanKind::Client)
+            .with_attributes(attributes)
+            .start_with_context(tracer, &cx),
+    )
+}
+
+/// Ends a Redis round trip's span; `failed` when it gave no answer.
+pub fn end_redis_span(span: Option<Span>, failed: bool) {
+    if let Some(mut span) = span {
+        if failed {
+            span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, "redis_error"));
+            span.set_status(Status::error("redis_error"));
+        }
+        span.end();
+    }
+}
+
+/// The context of a span that is not recorded: a new span id in the
+/// parent's trace, keeping its sampled flag and trace state, or a new
+/// trace, not sampled, when there is no parent.
+fn unrecorded_child(parent: Option<&SpanContext>) -> SpanContext {
+    let ids = RandomIdGenerator::default();
+    match parent {
+        Some(parent) => SpanContext::new(
+            parent.trace_id(),
+            ids.new_span_id(),
+            parent.trace_flags(),
+            false,
+            parent.trace_state().clone(),
+        ),
+        None => SpanContext::new(
+            ids.new_trace_id(),
+            ids.new_span_id(),
+            TraceFlags::default(),
+            false,
+            TraceState::NONE,
+        ),
+    }
+}
+
+/// `{exchange}:{routing key}`, the default exchange named `amq.default`.
+fn destination(exchange: &str, routing_key: &str) -> String {
+    let exchange = if exchange.is_empty() {
+        "amq.default"
+    } else {
+        exchange
+    };
+    format!("{exchange}:{routing_key}")
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::{SpanId, TraceId};
+
+    use super::*;
+
+    fn parent(flags: TraceFlags) -> SpanContext {
+        SpanContext::new(
+            TraceId::from(0x4bf92f3577b34da6a3ce929d0e0e4736),
+            SpanId::from(0x00f067aa0ba902b7),
+            flags,
+            true,
+            TraceState::from_key_value([("vendor", "value")]).unwrap(),
+        )
+    }
+
+    const CONSUMED: Consumed<'static> = Consumed {
+        exchange: "lcm.requests",
+        routing_key: "desk",
+        queue: "lcm.desk",
+        delivery_tag: 7,
+        correlation_id: Some("c-1"),
+        body_size: 80,
+    };
+
+    #[test]
+    fn unrecorded_the_trace_goes_on_with_a_new_span_and_the_parent_flags() {
+        for flags in [TraceFlags::SAMPLED, TraceFlags::default()] {
+            let parent = parent(flags);
+            let trace = DeliveryTrace::start(Some(parent.clone()), &CONSUMED);
+            let context = trace.span_context();
+            assert_eq!(context.trace_id(), parent.trace_id());
+            assert_ne!(context.span_id(), parent.span_id());
+            assert_eq!(context.trace_flags(), flags);
+            assert_eq!(context.trace_state(), parent.trace_state());
+            assert!(trace.work_context().is_none());
+            let send = trace.send(&Sent {
+                exchange: "",
+                routing_key: "amq.gen-1",
+                template: None,
+                correlation_id: None,
+            });
+            assert_eq!(send.context(), Some(context));
+        }
+    }
+
+    #[test]
+    fn unrecorded_without_a_parent_a_new_trace_for_the_logs_and_none_for_the_reply() {
+        let trace = DeliveryTrace::start(None, &CONSUMED);
+        assert!(trace.span_context().is_valid());
+        assert!(!trace.span_context().is_sampled());
+        let send = trace.send(&Sent {
+            exchange: "lcm.replies",
+            routing_key: "desk",
+            template: None,
+            correlation_id: None,
+        });
+        assert_eq!(send.context(), None);
+    }
+
+    #[test]
+    fn destinations_are_exchange_and_routing_key() {
+        assert_eq!(destination("lcm.requests", "desk"), "lcm.requests:desk");
+        assert_eq!(
+            destination("", "amq.rabbitmq.reply-to.*"),
+            "amq.default:amq.rabbitmq.reply-to.*"
+        );
+    }
+}
