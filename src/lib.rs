@@ -39,7 +39,8 @@
 //!
 //! Plumbing: `settings` (layered configuration, validation section by
 //! section, secret URLs, password files, TLS files), `telemetry` (logs; the
-//! metrics catalogue, the only place a metric is named), `worker` (wires it
+//! metrics catalogue, the only place a metric is named; each delivery's
+//! trace and its OTLP export), `worker` (wires it
 //! all and runs until shutdown), `shutdown` (signals), `panics` (what a
 //! panic means for the process), `backoff`, `memory` (gives freed heap
 //! memory back after a spike).

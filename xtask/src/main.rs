@@ -21,6 +21,11 @@ const TASKS: &[(&str, &[&str], &str)] = &[
         "[ROUNDS] [SECONDS]  lcm-worker against the echo yardstick (quiet machine only)",
     ),
     (
+        "trace-cost",
+        &["bench/trace-cost.sh"],
+        "[ROUNDS] [SECONDS]  export off against LCM_TRACE_BASELINE, export on against off",
+    ),
+    (
         "soak",
         &["bench/soak.sh"],
         "[RATE|auto] [DURATION]  steady load for a long time, watched for leaks",

@@ -25,17 +25,20 @@ pub mod tls;
 mod wait;
 mod worker;
 
-pub use broker::*;
-pub use cancel_proxy::*;
-pub use env::*;
-pub use load::*;
-pub use otlp::*;
-pub use poison::*;
-pub use rabbitmq_cluster::*;
-pub use rabbitmq_node::*;
-pub use redis_server::*;
-pub use redis_user::*;
-pub use requester::*;
-pub use sampler::*;
-pub use wait::*;
-pub use worker::*;
+pub use broker::{connection_names, rabbitmqctl_output, unacknowledged};
+pub use cancel_proxy::CancelProxy;
+pub use env::{amqp_address, amqp_url, redis_address, TestEnv};
+pub use load::{Load, Sent};
+pub use otlp::OtlpReceiver;
+pub use poison::{nested_table, PoisonPublisher, Swap};
+pub use rabbitmq_cluster::PrivateCluster;
+pub use rabbitmq_node::PrivateBroker;
+pub use redis_server::{redis_server_program, PrivateRedis};
+pub use redis_user::RedisUser;
+pub use requester::{
+    assert_sample_cli_reply, checked_recv, direct_reply_to, new_correlation_id, request_for,
+    sample_request, Reply, ReplyTally, Requester,
+};
+pub use sampler::{longest_idle, outages, Sample, Sampler};
+pub use wait::{eventually, eventually_some, free_port, WAIT};
+pub use worker::{metric_sum, Worker};
