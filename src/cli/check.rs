@@ -20,6 +20,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// whole, unknown keys included, so reaching here means it is valid.
 pub fn run_offline(settings: &Settings) -> anyhow::Result<()> {
     settings.warn_if_insecure();
+    let traces = super::trace_export().map_err(|error| anyhow!("traces: {error}"))?;
     let effective = toml::to_string(settings).context("rendering the configuration")?;
     // Written rather than printed: a closed standard output (`| head`) is
     // an error to report, not a panic.
@@ -27,6 +28,7 @@ pub fn run_offline(settings: &Settings) -> anyhow::Result<()> {
     write!(
         out,
         "# configuration: valid (LCM_CONFIG {}); RabbitMQ and Redis not contacted (--offline)\n\
+         # traces: {traces}\n\
          # the effective settings, passwords redacted:\n{effective}",
         lcm_config()
     )
@@ -46,6 +48,8 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
         "configuration: valid (LCM_CONFIG {})",
         lcm_config()
     ))?;
+    let traces = super::trace_export().map_err(|error| anyhow!("traces: {error}"))?;
+    answer(format_args!("traces: {traces}"))?;
 
     let amqp = &settings.amqp;
     settings.warn_if_insecure();

@@ -92,7 +92,7 @@ const TRACE_FLUSH_AT_EXIT: Duration = Duration::from_secs(2);
 /// Starts trace export as the `OTEL_*` variables say (docs/observability.md),
 /// before the runtime: the OTLP client runs a thread of its own.
 fn start_traces() -> Result<(), String> {
-    let export = telemetry::TraceExport::from_vars(|name| std::env::var(name).ok())?;
+    let export = trace_export()?;
     telemetry::init_traces(&export)?;
     match &export {
         telemetry::TraceExport::Off(why) => {
@@ -109,6 +109,12 @@ fn start_traces() -> Result<(), String> {
         ),
     }
     Ok(())
+}
+
+/// What the `OTEL_*` variables ask of trace export; `Err` names one that
+/// cannot be honoured.
+fn trace_export() -> Result<telemetry::TraceExport, String> {
+    telemetry::TraceExport::from_vars(|name| std::env::var(name).ok())
 }
 
 /// Parses the command line and runs the command; the process's exit code.

@@ -103,6 +103,17 @@ impl TraceExport {
     }
 }
 
+impl std::fmt::Display for TraceExport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Off(why) => write!(f, "export off ({why})"),
+            Self::Otlp { endpoint, queue } => {
+                write!(f, "OTLP/HTTP to {endpoint}, queue of {queue} spans")
+            }
+        }
+    }
+}
+
 /// The tracer spans are made with; `None` while export is off.
 static TRACER: OnceLock<SdkTracer> = OnceLock::new();
 

@@ -321,3 +321,53 @@ async fn a_dead_or_stalled_collector_never_delays_a_reply_and_lost_spans_are_cou
     .await;
     drop(stalled);
 }
+
+/// `lcm-worker ARGS` with this test's names and `vars`, to its end.
+async fn run_with(env: &TestEnv, args: &[&str], vars: &[(&str, &str)]) -> std::process::Output {
+    let command = tokio::process::Command::new(env!("CARGO_BIN_EXE_lcm-worker"))
+        .args(args)
+        .envs(env.worker_env())
+        .envs(vars.iter().copied())
+        .env("LCM__HTTP__ADDR", "127.0.0.1:0")
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(WAIT, command)
+        .await
+        .expect("exits")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_trace_setting_that_cannot_be_honoured_stops_start_up_and_check_names_it() {
+    let env = TestEnv::new("traces-refused").await;
+    let grpc = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+    ];
+    for args in [&[][..], &["check", "--offline"], &["check"]] {
+        let output = run_with(&env, args, &grpc).await;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("OTLP protocol grpc: only http/protobuf"),
+            "{args:?}: {stderr}"
+        );
+    }
+    let endpoint = [(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "http://user:s3cret@collector:4318",
+    )];
+    let output = run_with(&env, &["check", "--offline"], &endpoint).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("# traces: OTLP/HTTP to http://collector:4318/, queue of 2048 spans"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("s3cret"), "{stdout}");
+    let output = run_with(&env, &["check", "--offline"], &[]).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("# traces: export off (no OTEL_EXPORTER_OTLP_ENDPOINT)"),
+        "{stdout}"
+    );
+}
