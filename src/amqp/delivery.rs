@@ -57,7 +57,6 @@ impl<S: Store> DeliveryTask<S> {
                 queue: &self.settings.amqp.request_queue,
                 delivery_tag: delivery.delivery_tag,
                 correlation_id: properties.reply_correlation_id(),
-                body_size: delivery.data.len(),
             },
         );
         let redelivered = delivery.redelivered;

@@ -54,7 +54,7 @@ impl Requester {
         timeout: Duration,
         confirms: bool,
     ) -> anyhow::Result<Self> {
-        let (connection, _) = super::connect_first(settings, name, timeout).await?;
+        let (connection, _) = super::connection::connect_first(settings, name, timeout).await?;
         let channel = connection.create_channel().await?;
         let exchange = settings.amqp.request_exchange.clone();
         check_exchange(&channel, &exchange).await?;

@@ -36,8 +36,6 @@ pub struct Consumed<'a> {
     pub delivery_tag: u64,
     /// The request's correlation id (or message id).
     pub correlation_id: Option<&'a str>,
-    /// The body's size in bytes.
-    pub body_size: usize,
 }
 
 /// Where a reply goes, for a send span.
@@ -96,25 +94,14 @@ impl DeliveryTrace {
                 semconv::MESSAGING_RABBITMQ_MESSAGE_DELIVERY_TAG,
                 i64::try_from(consumed.delivery_tag).unwrap_or(i64::MAX),
             ),
-            KeyValue::new(
-                semconv::MESSAGING_MESSAGE_BODY_SIZE,
-                i64::try_from(consumed.body_size).unwrap_or(i64::MAX),
-            ),
         ];
-        if !consumed.routing_key.is_empty() {
-            attributes.push(KeyValue::new(
-                semconv::MESSAGING_RABBITMQ_DESTINATION_ROUTING_KEY,
-                consumed.routing_key.to_owned(),
-            ));
-        }
-        if let Some(id) = consumed.correlation_id {
-            attributes.push(KeyValue::new(
-                semconv::MESSAGING_MESSAGE_CONVERSATION_ID,
-                id.to_owned(),
-            ));
-        }
+        push_message(
+            &mut attributes,
+            consumed.routing_key,
+            consumed.correlation_id,
+        );
         let span = tracer
-            .span_builder(format!("process {destination}"))
+            .span_builder(["process ", &destination].concat())
             .with_kind(SpanKind::Consumer)
             .with_attributes(attributes)
             .start_with_context(tracer, &parent_cx);
@@ -169,21 +156,10 @@ impl DeliveryTrace {
                 true,
             ));
         }
-        if !sent.routing_key.is_empty() {
-            attributes.push(KeyValue::new(
-                semconv::MESSAGING_RABBITMQ_DESTINATION_ROUTING_KEY,
-                sent.routing_key.to_owned(),
-            ));
-        }
-        if let Some(id) = sent.correlation_id {
-            attributes.push(KeyValue::new(
-                semconv::MESSAGING_MESSAGE_CONVERSATION_ID,
-                id.to_owned(),
-            ));
-        }
+        push_message(&mut attributes, sent.routing_key, sent.correlation_id);
         let parent = Context::new().with_remote_span_context(self.context.clone());
         let span = tracer
-            .span_builder(format!("send {named}"))
+            .span_builder(["send ", &named].concat())
             .with_kind(SpanKind::Producer)
             .with_attributes(attributes)
             .start_with_context(tracer, &parent);
@@ -196,13 +172,7 @@ impl DeliveryTrace {
     /// Ends the process span: `error` names why the request was not
     /// answered (a dead-letter reason), if it was not.
     pub fn finish(self, error: Option<&'static str>) {
-        if let Some(mut span) = self.span {
-            if let Some(error) = error {
-                span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, error));
-                span.set_status(Status::error(error));
-            }
-            span.end();
-        }
+        end(self.span, error);
     }
 }
 
@@ -222,13 +192,7 @@ impl SendSpan {
 
     /// Ends the span: `error` names how the publish failed, if it did.
     pub fn finish(self, error: Option<&'static str>) {
-        if let Some(mut span) = self.span {
-            if let Some(error) = error {
-                span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, error));
-                span.set_status(Status::error(error));
-            }
-            span.end();
-        }
+        end(self.span, error);
     }
 }
 
@@ -244,7 +208,6 @@ pub fn redis_span(operation: RedisOperation) -> Option<Span> {
     let attributes = vec![
         KeyValue::new(semconv::DB_SYSTEM_NAME, "redis"),
         KeyValue::new(semconv::DB_OPERATION_NAME, command),
-        KeyValue::new("lcm.redis.lookup", operation.label()),
     ];
     Some(
         tracer
@@ -257,12 +220,34 @@ pub fn redis_span(operation: RedisOperation) -> Option<Span> {
 
 /// Ends a Redis round trip's span; `failed` when it gave no answer.
 pub fn end_redis_span(span: Option<Span>, failed: bool) {
+    end(span, failed.then_some("redis_error"));
+}
+
+/// Ends `span`, if recorded, as failed with `error` if there is one.
+fn end(span: Option<Span>, error: Option<&'static str>) {
     if let Some(mut span) = span {
-        if failed {
-            span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, "redis_error"));
-            span.set_status(Status::error("redis_error"));
+        if let Some(error) = error {
+            span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, error));
+            span.set_status(Status::error(error));
         }
         span.end();
+    }
+}
+
+/// The attributes of a message's routing key and correlation id, those it
+/// has.
+fn push_message(attributes: &mut Vec<KeyValue>, routing_key: &str, correlation_id: Option<&str>) {
+    if !routing_key.is_empty() {
+        attributes.push(KeyValue::new(
+            semconv::MESSAGING_RABBITMQ_DESTINATION_ROUTING_KEY,
+            routing_key.to_owned(),
+        ));
+    }
+    if let Some(id) = correlation_id {
+        attributes.push(KeyValue::new(
+            semconv::MESSAGING_MESSAGE_CONVERSATION_ID,
+            id.to_owned(),
+        ));
     }
 }
 
@@ -296,7 +281,7 @@ fn destination(exchange: &str, routing_key: &str) -> String {
     } else {
         exchange
     };
-    format!("{exchange}:{routing_key}")
+    [exchange, ":", routing_key].concat()
 }
 
 #[cfg(test)]
@@ -321,7 +306,6 @@ mod tests {
         queue: "lcm.desk",
         delivery_tag: 7,
         correlation_id: Some("c-1"),
-        body_size: 80,
     };
 
     #[test]
