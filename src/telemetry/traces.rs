@@ -52,11 +52,17 @@ pub struct Sent<'a> {
     pub correlation_id: Option<&'a str>,
 }
 
+/// A span being recorded while exporting; `None` while export is off.
+/// Boxed: the SDK's span is about 300 bytes, and a delivery's task holds
+/// its spans across its awaits, so every task would carry that much
+/// whether or not anything is exported.
+type Recorded = Option<Box<Span>>;
+
 /// The trace of one delivery.
 #[derive(Debug)]
 pub struct DeliveryTrace {
     /// The process span, while exporting.
-    span: Option<Span>,
+    span: Recorded,
     /// The process span's context: its ids for the log lines, its parent
     /// for the children.
     context: SpanContext,
@@ -107,7 +113,7 @@ impl DeliveryTrace {
             .start_with_context(tracer, &parent_cx);
         Self {
             context: span.span_context().clone(),
-            span: Some(span),
+            span: Some(Box::new(span)),
             continued,
         }
     }
@@ -165,7 +171,7 @@ impl DeliveryTrace {
             .start_with_context(tracer, &parent);
         SendSpan {
             context: Some(span.span_context().clone()),
-            span: Some(span),
+            span: Some(Box::new(span)),
         }
     }
 
@@ -179,7 +185,7 @@ impl DeliveryTrace {
 /// The span of one publish of a reply.
 #[derive(Debug)]
 pub struct SendSpan {
-    span: Option<Span>,
+    span: Recorded,
     /// The context the reply's headers carry, if any.
     context: Option<SpanContext>,
 }
@@ -198,7 +204,7 @@ impl SendSpan {
 
 /// A span for one Redis round trip, child of the delivery being handled
 /// (the current context), while export is on and a delivery is traced.
-pub fn redis_span(operation: RedisOperation) -> Option<Span> {
+pub fn redis_span(operation: RedisOperation) -> Option<Box<Span>> {
     let tracer = tracer()?;
     let command = operation.command();
     let cx = Context::current();
@@ -209,22 +215,22 @@ pub fn redis_span(operation: RedisOperation) -> Option<Span> {
         KeyValue::new(semconv::DB_SYSTEM_NAME, "redis"),
         KeyValue::new(semconv::DB_OPERATION_NAME, command),
     ];
-    Some(
+    Some(Box::new(
         tracer
             .span_builder(command)
             .with_kind(SpanKind::Client)
             .with_attributes(attributes)
             .start_with_context(tracer, &cx),
-    )
+    ))
 }
 
 /// Ends a Redis round trip's span; `failed` when it gave no answer.
-pub fn end_redis_span(span: Option<Span>, failed: bool) {
+pub fn end_redis_span(span: Option<Box<Span>>, failed: bool) {
     end(span, failed.then_some("redis_error"));
 }
 
 /// Ends `span`, if recorded, as failed with `error` if there is one.
-fn end(span: Option<Span>, error: Option<&'static str>) {
+fn end(span: Recorded, error: Option<&'static str>) {
     if let Some(mut span) = span {
         if let Some(error) = error {
             span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, error));
@@ -341,6 +347,14 @@ mod tests {
             correlation_id: None,
         });
         assert_eq!(send.context(), None);
+    }
+
+    #[test]
+    fn a_trace_held_across_a_deliverys_awaits_stays_small() {
+        // Every delivery's task holds one, and a send span while it
+        // publishes, exported or not.
+        assert!(std::mem::size_of::<DeliveryTrace>() <= 96);
+        assert!(std::mem::size_of::<SendSpan>() <= 96);
     }
 
     #[test]
