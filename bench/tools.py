@@ -10,8 +10,6 @@
     tools.py growth-report OUT HZ COMMIT SECONDS RATE   growth.sh's points as one JSON report
     tools.py growth-data JSON SWEEP                one sweep of that report as gnuplot data
     tools.py stall-table OUT HZ SECONDS HOLD_MS    stall.sh's held / free summary
-    tools.py otlp-sink PORT                        trace-cost.sh's collector: takes
-                                                   every OTLP/HTTP POST, counts it
 
 Standard library only. The pure parts are tested: python3 -m unittest bench/test_tools.py
 """
@@ -450,42 +448,6 @@ def cmd_stall_table(out, hz, seconds, hold_ms):
     return 1 if invalid else 0
 
 
-# ---- trace-cost.sh
-
-
-def cmd_otlp_sink(port):
-    """Answers every POST 200 with an empty body (an empty
-    ExportTraceServiceResponse), as a collector that keeps up; prints the
-    requests and bytes taken when stopped (SIGTERM)."""
-    import http.server
-    import signal
-
-    taken = {"requests": 0, "bytes": 0}
-
-    class Sink(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            length = int(self.headers.get("Content-Length", 0))
-            self.rfile.read(length)
-            taken["requests"] += 1
-            taken["bytes"] += length
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", int(port)), Sink)
-
-    def stop(*_):
-        print(f"otlp sink: {taken['requests']} exports, {taken['bytes']} bytes", file=sys.stderr)
-        os._exit(0)
-
-    signal.signal(signal.SIGTERM, stop)
-    server.serve_forever()
-
-
 COMMANDS = {
     "compare-table": cmd_compare_table,
     "soak-watch": cmd_soak_watch,
@@ -495,7 +457,6 @@ COMMANDS = {
     "growth-report": cmd_growth_report,
     "growth-data": cmd_growth_data,
     "stall-table": cmd_stall_table,
-    "otlp-sink": cmd_otlp_sink,
 }
 
 if __name__ == "__main__":

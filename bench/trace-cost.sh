@@ -7,9 +7,10 @@
 #       # first, export off (the default) against that older build
 #
 # Then export on, every span sampled (OTEL_TRACES_SAMPLER=always_on), to a
-# live OTLP/HTTP sink (bench/tools.py otlp-sink) on a free port, against
-# the same build with export off: the table's "baseline" column is export
-# off. Each compare.sh run also measures the echo yardstick.
+# live OTLP/HTTP sink (examples/otlp_sink.rs: one thread, as little of the
+# machine as a collector elsewhere would take) on a free port, against the
+# same build with export off: the table's "baseline" column is export off.
+# Each compare.sh run also measures the echo yardstick.
 #
 # Needs what compare.sh needs.
 set -euo pipefail
@@ -22,9 +23,9 @@ if [[ -n ${LCM_TRACE_BASELINE:-} ]]; then
   LCM_COMPARE_BASELINE=$LCM_TRACE_BASELINE bench/compare.sh "$rounds" "$seconds"
 fi
 
-cargo build --release --quiet --bin lcm-worker
+cargo build --release --quiet --bin lcm-worker --example otlp_sink
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-python3 bench/tools.py otlp-sink "$port" &
+target/release/examples/otlp_sink "$port" &
 sink=$!
 trap 'kill -TERM "$sink" 2>/dev/null; wait "$sink" 2>/dev/null || true' EXIT
 echo "== export on, all sampled, to 127.0.0.1:$port (worker) against export off (baseline)"
