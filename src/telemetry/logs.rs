@@ -85,19 +85,8 @@ pub fn flush_logs(within: Duration) {
     };
     // The guard's drop waits for the writer thread, and when the queue
     // stays full it prints a notice to standard output, which can block
-    // or panic in turn (docs/upstream-reports.md). So it is dropped on a
-    // thread of its own, and waited for with a deadline.
-    let (done, finished) = std::sync::mpsc::channel();
-    let flushing = std::thread::Builder::new()
-        .name(FLUSH_THREAD.to_owned())
-        .spawn(move || {
-            crate::panics::contained_here();
-            drop(guard);
-            let _ = done.send(());
-        });
-    if flushing.is_ok() {
-        let _ = finished.recv_timeout(within);
-    }
+    // or panic in turn (docs/upstream-reports.md).
+    super::on_own_thread_within(FLUSH_THREAD, within, move || drop(guard));
 }
 
 /// The name of the thread that flushes the logs at exit.

@@ -15,3 +15,24 @@ pub use self::logs::{flush_logs, init_logs};
 pub use self::metrics::{metrics_handle, metrics_upkeep};
 pub use self::throttle::Throttle;
 pub use self::trace_export::{flush_traces, init_traces, TraceExport, SCHEMA_URL};
+
+/// Runs `work` on a thread of its own, named `name`, and waits for it
+/// `within` at most: what flushes at exit may block on a sink that does
+/// not take it, and the process must end anyway.
+fn on_own_thread_within(
+    name: &str,
+    within: std::time::Duration,
+    work: impl FnOnce() + Send + 'static,
+) {
+    let (done, finished) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            crate::panics::contained_here();
+            work();
+            let _ = done.send(());
+        });
+    if spawned.is_ok() {
+        let _ = finished.recv_timeout(within);
+    }
+}

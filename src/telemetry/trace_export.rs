@@ -186,20 +186,11 @@ pub fn flush_traces(within: Duration) {
         return;
     };
     // The shutdown and the provider's drop wait for the exporting thread,
-    // which a collector that does not answer holds for its time-out: both
-    // run on a thread of their own, waited for with the deadline.
-    let (done, finished) = std::sync::mpsc::channel();
-    let flushing = std::thread::Builder::new()
-        .name("lcm-trace-flush".to_owned())
-        .spawn(move || {
-            crate::panics::contained_here();
-            let _ = provider.shutdown_with_timeout(within);
-            drop(provider);
-            let _ = done.send(());
-        });
-    if flushing.is_ok() {
-        let _ = finished.recv_timeout(within);
-    }
+    // which a collector that does not answer holds for its time-out.
+    super::on_own_thread_within("lcm-trace-flush", within, move || {
+        let _ = provider.shutdown_with_timeout(within);
+        drop(provider);
+    });
 }
 
 /// Bounds the spans waiting for export, and counts what it turns away.

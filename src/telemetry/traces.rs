@@ -87,25 +87,20 @@ impl DeliveryTrace {
             None => Context::new(),
         };
         let destination = destination(consumed.exchange, consumed.routing_key);
-        let mut attributes = vec![
-            KeyValue::new(semconv::MESSAGING_SYSTEM, "rabbitmq"),
-            KeyValue::new(semconv::MESSAGING_OPERATION_NAME, "process"),
-            KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, "process"),
-            KeyValue::new(semconv::MESSAGING_DESTINATION_NAME, destination.clone()),
-            KeyValue::new(
-                semconv::MESSAGING_DESTINATION_SUBSCRIPTION_NAME,
-                consumed.queue.to_owned(),
-            ),
-            KeyValue::new(
-                semconv::MESSAGING_RABBITMQ_MESSAGE_DELIVERY_TAG,
-                i64::try_from(consumed.delivery_tag).unwrap_or(i64::MAX),
-            ),
-        ];
-        push_message(
-            &mut attributes,
+        let mut attributes = messaging(
+            "process",
+            &destination,
             consumed.routing_key,
             consumed.correlation_id,
         );
+        attributes.push(KeyValue::new(
+            semconv::MESSAGING_DESTINATION_SUBSCRIPTION_NAME,
+            consumed.queue.to_owned(),
+        ));
+        attributes.push(KeyValue::new(
+            semconv::MESSAGING_RABBITMQ_MESSAGE_DELIVERY_TAG,
+            i64::try_from(consumed.delivery_tag).unwrap_or(i64::MAX),
+        ));
         let span = tracer
             .span_builder(["process ", &destination].concat())
             .with_kind(SpanKind::Consumer)
@@ -141,28 +136,25 @@ impl DeliveryTrace {
                 context: self.continued.then(|| self.context.clone()),
             };
         };
-        let named = match sent.template {
-            Some(template) => destination(sent.exchange, template),
-            None => destination(sent.exchange, sent.routing_key),
-        };
         let destination = destination(sent.exchange, sent.routing_key);
-        let mut attributes = vec![
-            KeyValue::new(semconv::MESSAGING_SYSTEM, "rabbitmq"),
-            KeyValue::new(semconv::MESSAGING_OPERATION_NAME, "send"),
-            KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, "send"),
-            KeyValue::new(semconv::MESSAGING_DESTINATION_NAME, destination),
-        ];
-        if sent.template.is_some() {
-            attributes.push(KeyValue::new(
-                semconv::MESSAGING_DESTINATION_TEMPLATE,
-                named.clone(),
-            ));
-            attributes.push(KeyValue::new(
-                semconv::MESSAGING_DESTINATION_TEMPORARY,
-                true,
-            ));
-        }
-        push_message(&mut attributes, sent.routing_key, sent.correlation_id);
+        let mut attributes = messaging("send", &destination, sent.routing_key, sent.correlation_id);
+        // A temporary queue is named by its template, which keeps the
+        // span names few.
+        let named = match sent.template {
+            Some(template) => {
+                let template = self::destination(sent.exchange, template);
+                attributes.push(KeyValue::new(
+                    semconv::MESSAGING_DESTINATION_TEMPLATE,
+                    template.clone(),
+                ));
+                attributes.push(KeyValue::new(
+                    semconv::MESSAGING_DESTINATION_TEMPORARY,
+                    true,
+                ));
+                template
+            }
+            None => destination,
+        };
         let parent = Context::new().with_remote_span_context(self.context.clone());
         let span = tracer
             .span_builder(["send ", &named].concat())
@@ -240,9 +232,20 @@ fn end(span: Recorded, error: Option<&'static str>) {
     }
 }
 
-/// The attributes of a message's routing key and correlation id, those it
-/// has.
-fn push_message(attributes: &mut Vec<KeyValue>, routing_key: &str, correlation_id: Option<&str>) {
+/// The attributes every messaging span has: the system, the operation,
+/// the destination, and the routing key and correlation id when there are.
+fn messaging(
+    operation: &'static str,
+    destination: &str,
+    routing_key: &str,
+    correlation_id: Option<&str>,
+) -> Vec<KeyValue> {
+    let mut attributes = vec![
+        KeyValue::new(semconv::MESSAGING_SYSTEM, "rabbitmq"),
+        KeyValue::new(semconv::MESSAGING_OPERATION_NAME, operation),
+        KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, operation),
+        KeyValue::new(semconv::MESSAGING_DESTINATION_NAME, destination.to_owned()),
+    ];
     if !routing_key.is_empty() {
         attributes.push(KeyValue::new(
             semconv::MESSAGING_RABBITMQ_DESTINATION_ROUTING_KEY,
@@ -255,6 +258,7 @@ fn push_message(attributes: &mut Vec<KeyValue>, routing_key: &str, correlation_i
             id.to_owned(),
         ));
     }
+    attributes
 }
 
 /// The context of a span that is not recorded: a new span id in the

@@ -20,6 +20,9 @@ const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-
 const CLIENT: i32 = 3;
 const PRODUCER: i32 = 4;
 const CONSUMER: i32 = 5;
+/// proto `Span.flags`: the parent's remoteness is known (0x100) and it is
+/// remote (0x200).
+const REMOTE_PARENT: u32 = 0x300;
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -135,6 +138,12 @@ async fn worker_spans_continue_the_requesters_trace_and_the_reply_carries_it_on(
         send.attribute("messaging.message.conversation_id"),
         Some(correlation_id)
     );
+    // Only the process span's parent is remote (the requester's); the
+    // worker's own children have a parent in this process.
+    let parent_is_remote = |span: &ReceivedSpan| span.span.flags & REMOTE_PARENT == REMOTE_PARENT;
+    assert!(parent_is_remote(process), "{:#x}", process.span.flags);
+    assert!(!parent_is_remote(lookup), "{:#x}", lookup.span.flags);
+    assert!(!parent_is_remote(send), "{:#x}", send.span.flags);
 
     // The requester's trace goes on from the worker's send span.
     let (trace, parent, flags) = fields(reply.traceparent.as_deref().expect("reply traceparent"));

@@ -29,7 +29,7 @@ pub use broker::{connection_names, rabbitmqctl_output, unacknowledged};
 pub use cancel_proxy::CancelProxy;
 pub use env::{amqp_address, amqp_url, redis_address, TestEnv};
 pub use load::{Load, Sent};
-pub use otlp::OtlpReceiver;
+pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use poison::{nested_table, PoisonPublisher, Swap};
 pub use rabbitmq_cluster::PrivateCluster;
 pub use rabbitmq_node::PrivateBroker;
