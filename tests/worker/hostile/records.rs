@@ -102,3 +102,52 @@ async fn keys_of_the_wrong_type_are_answered_at_once_by_their_rows() {
     );
     assert!(worker.logs().contains("WRONGTYPE"), "{}", worker.logs());
 }
+
+#[tokio::test]
+async fn a_burst_of_lookups_gets_each_its_own_row() {
+    // The lookups of deliveries handed over together are in flight on one
+    // multiplexed connection at once: a record of the wrong type, an absent
+    // one and another account among them must not answer for the rest.
+    let env = TestEnv::new("batched-lookups").await;
+    env.seed_sample().await;
+    let prefix = &env.names.key_prefix;
+    let mut redis = env.redis.clone();
+    let _: () = redis::cmd("SET")
+        .arg(format!("{prefix}:call:stringcall"))
+        .arg("campaign_id=1")
+        .arg("EX")
+        .arg(600)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    // Requests queued while no worker consumes reach the next one in one
+    // burst, up to its prefetch.
+    let first = env.start_worker(&[]).await;
+    assert!(first.terminate().await.success());
+    let mut requester = env.requester("desk").await;
+    let cases = [
+        ("12345", "5|3|1|0|0|44|1", None),
+        ("stringcall", "1", Some("Invalid Call ID:stringcall")),
+        ("absent", "1", Some("Invalid Call ID:absent")),
+        ("12345", "5|3|1", Some("Invalid AccountNumber:5|3|1")),
+    ];
+    let mut sent = Vec::new();
+    for _ in 0..10 {
+        for (callid, account, error) in cases {
+            let id = requester.send(&request_for(callid, account)).await;
+            sent.push((id, callid, error));
+        }
+    }
+    let _worker = env.start_worker(&[("LCM__AMQP__PREFETCH", "64")]).await;
+    for (id, callid, error) in sent {
+        let reply = requester.reply_for(&id).await.expect("a reply in time");
+        match error {
+            Some(error) => assert_eq!(reply.error_message(), error, "{callid}"),
+            None => assert_eq!(
+                reply.body["message"]["response"][0]["OutComeID"], "101",
+                "{callid}: {}",
+                reply.body
+            ),
+        }
+    }
+}
