@@ -225,6 +225,14 @@ impl<S: Store> Service<S> {
         if let Some(cached) = self.cache.get(&campaign_id) {
             return Ok(cached);
         }
+        // One fetch per campaign at a time; those that waited for it find
+        // its list cached.
+        let _turn = tokio::time::timeout_at(deadline, self.cache.fill_turn(&campaign_id))
+            .await
+            .map_err(|_| WsError::CacheUnavailable)?;
+        if let Some(cached) = self.cache.get(&campaign_id) {
+            return Ok(cached);
+        }
         let corrupt = || WsError::CorruptOutcomes(campaign_id.clone());
         let stored = retry_until(deadline, || self.store.outcome_list(&campaign_id))
             .await?
@@ -474,6 +482,41 @@ mod tests {
             3,
             "one attempt each"
         );
+    }
+
+    /// A store whose outcome list takes a while and counts its fetches.
+    struct SlowListStore(MemoryStore, AtomicUsize);
+
+    impl Store for SlowListStore {
+        async fn call(&self, callid: &str) -> Result<Option<CallRecord>, StoreError> {
+            self.0.call(callid).await
+        }
+        async fn outcome_list(&self, campaign_id: &str) -> Result<Option<String>, StoreError> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            self.0.outcome_list(campaign_id).await
+        }
+    }
+
+    // Paused: the store's 5 ms pass at once, and together.
+    #[tokio::test(start_paused = true)]
+    async fn the_requests_in_hand_for_a_campaign_fetch_its_list_once() {
+        let body = sample_body("12345", "5|3|1|0|0|44|1");
+        for (ttl, budget, fetches) in [(1000, 1 << 20, 1), (0, 0, 32)] {
+            let store = SlowListStore(MemoryStore::sample(), AtomicUsize::new(0));
+            let service = Service::new(store, 65536, Duration::from_secs(2))
+                .with_outcome_cache(Duration::from_millis(ttl), budget);
+            let replies =
+                futures_util::future::join_all((0..32).map(|_| reply_of(&service, &body))).await;
+            for reply in replies {
+                assert_eq!(reply["message"]["response"][0]["OutComeID"], "101");
+            }
+            assert_eq!(
+                service.store.1.load(Ordering::SeqCst),
+                fetches,
+                "cache ttl {ttl} ms"
+            );
+        }
     }
 
     /// A store whose call lookup panics for one callid.

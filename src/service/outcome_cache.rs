@@ -10,11 +10,16 @@
 //! (`redis.outcome_cache_bytes`), and expired ones are released by
 //! [`OutcomeCache::release_expired`], which the worker runs every second,
 //! so that memory goes back after a spike even when no request follows it.
+//!
+//! One request at a time fills a campaign's entry ([`OutcomeCache::fill_turn`]):
+//! when a list expires, every request in hand for its campaign misses at
+//! once, and each would fetch, parse and render the same list.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
+use tokio::sync::OwnedMutexGuard;
 use tokio::time::Instant;
 
 use crate::outcomes::OutcomeList;
@@ -29,7 +34,13 @@ pub struct OutcomeCache {
     ttl: Duration,
     budget: usize,
     entries: Mutex<Entries>,
+    /// Campaign id -> the turn to fill its entry, while a request holds or
+    /// waits for it.
+    fills: Mutex<HashMap<String, Weak<FillTurn>>>,
 }
+
+/// The turn to fill one campaign's entry.
+type FillTurn = tokio::sync::Mutex<()>;
 
 #[derive(Debug, Default)]
 struct Entries {
@@ -57,6 +68,7 @@ impl OutcomeCache {
             ttl,
             budget,
             entries: Mutex::new(Entries::default()),
+            fills: Mutex::new(HashMap::new()),
         }
     }
 
@@ -72,6 +84,28 @@ impl OutcomeCache {
         let entries = self.lock();
         let entry = entries.by_campaign.get(campaign_id)?;
         (entry.stored_at.elapsed() < self.ttl).then(|| entry.list.clone())
+    }
+
+    /// Waits until no other request is filling `campaign_id`'s entry, and
+    /// holds the turn until the guard is dropped; the caller looks in the
+    /// cache again first. Turns are taken in order of asking. `None` while
+    /// the cache is disabled: nothing would be filled.
+    pub async fn fill_turn(&self, campaign_id: &str) -> Option<OwnedMutexGuard<()>> {
+        if self.disabled() {
+            return None;
+        }
+        let turn = {
+            let mut fills = self.fills.lock().unwrap_or_else(|p| p.into_inner());
+            match fills.get(campaign_id).and_then(Weak::upgrade) {
+                Some(turn) => turn,
+                None => {
+                    let turn = Arc::new(FillTurn::new(()));
+                    fills.insert(campaign_id.to_owned(), Arc::downgrade(&turn));
+                    turn
+                }
+            }
+        };
+        Some(turn.lock_owned().await)
     }
 
     /// Caches `list` for `campaign_id` from now, releasing expired entries
@@ -111,6 +145,10 @@ impl OutcomeCache {
         let Some(expired) = Instant::now().checked_sub(self.ttl) else {
             return 0;
         };
+        self.fills
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, turn| turn.strong_count() > 0);
         let mut entries = self.lock();
         let before = entries.bytes;
         entries.release_stored_until(expired);
