@@ -60,9 +60,9 @@ async fn a_campaign_without_a_stored_list_answers_an_empty_list() {
         worker.counter("lcm_empty_outcome_lists_total", &[]).await,
         1.0
     );
-    assert!(worker
-        .logs()
-        .contains("campaign has no stored outcome list"));
+    worker
+        .wait_logged("campaign has no stored outcome list")
+        .await;
 }
 
 #[tokio::test]

@@ -104,7 +104,7 @@ async fn a_request_nobody_can_be_answered_is_dead_lettered() {
             == 1.0
     })
     .await;
-    assert!(worker.logs().contains("no reply_to, source or app_id"));
+    worker.wait_logged("no reply_to, source or app_id").await;
 }
 
 #[tokio::test]
@@ -130,7 +130,7 @@ async fn an_unroutable_reply_is_counted_and_its_request_acknowledged() {
     })
     .await;
     assert_eq!(env.ready_count(&env.names.dead_letter_queue).await, 0);
-    assert!(worker.logs().contains("reply returned unroutable"));
+    worker.wait_logged("reply returned unroutable").await;
 }
 
 #[tokio::test]

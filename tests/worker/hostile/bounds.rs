@@ -73,7 +73,9 @@ async fn an_outcome_list_over_the_limit_is_answered_corrupt_and_never_read_whole
     // A list within the limit is served as ever.
     let reply = requester.request(&request_for("small", "1")).await;
     assert_eq!(reply.body["subtopic"], "BusinessOutCome");
-    assert!(worker.logs().contains("over limits.max_outcome_list_bytes"));
+    worker
+        .wait_logged("over limits.max_outcome_list_bytes")
+        .await;
 }
 
 /// Whether the server closed `stream` (end of file or reset).

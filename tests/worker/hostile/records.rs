@@ -67,11 +67,9 @@ async fn a_thirty_megabyte_call_field_is_an_invalid_call_id_and_never_read_whole
     requester.sample_is_answered().await;
     let sent = bytes_sent(&mut redis).await - before;
     assert!(sent < 1 << 20, "Redis sent {sent} bytes");
-    let logs = worker.logs();
-    assert!(
-        logs.contains("account_number is 31457280 bytes, over limits.max_call_field_bytes"),
-        "{logs}"
-    );
+    worker
+        .wait_logged("account_number is 31457280 bytes, over limits.max_call_field_bytes")
+        .await;
 }
 
 #[tokio::test]
@@ -100,7 +98,7 @@ async fn keys_of_the_wrong_type_are_answered_at_once_by_their_rows() {
         reply.error_message(),
         "Corrupt business outcome data for Campaign ID:5"
     );
-    assert!(worker.logs().contains("WRONGTYPE"), "{}", worker.logs());
+    worker.wait_logged("WRONGTYPE").await;
 }
 
 #[tokio::test]

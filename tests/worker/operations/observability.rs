@@ -153,7 +153,7 @@ async fn a_reply_refused_until_the_deadline_counts_as_dead_lettered_not_ok() {
             .await,
         0.0
     );
-    assert!(worker.logs().contains("reply refused by RabbitMQ"));
+    worker.wait_logged("reply refused by RabbitMQ").await;
     env.channel
         .queue_delete(queue.as_str().into(), Default::default())
         .await

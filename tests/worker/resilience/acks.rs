@@ -172,7 +172,7 @@ async fn a_consumer_the_broker_cancels_finishes_and_acknowledges_what_it_holds()
         replies.duplicated()
     );
     assert_eq!(broker.injected(), 1);
-    assert!(worker.logs().contains("consumer cancelled by the broker"));
+    worker.wait_logged("consumer cancelled by the broker").await;
     assert_eq!(replies.answered(&sent), sent.len(), "lost requests");
     assert_eq!(replies.duplicated(), 0, "answered twice");
 }

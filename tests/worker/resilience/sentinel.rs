@@ -407,7 +407,7 @@ async fn serving(test: &str) -> (RedisHa, TestEnv, Worker, Requester) {
     let mut requester = env.requester("desk").await;
     assert_eq!(serve_one(&mut requester).await.0, Outcome::Answered);
     let found = format!("127.0.0.1:{}", ha.master_port);
-    assert!(worker.logs().contains(&found), "{}", worker.logs());
+    worker.wait_logged(&found).await;
     (ha, env, worker, requester)
 }
 

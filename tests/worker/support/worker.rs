@@ -193,6 +193,21 @@ impl Worker {
         self.logs.lock().unwrap().clone()
     }
 
+    /// Waits, up to [`WAIT`], until the worker has logged `text`. Its lines
+    /// go through a writer thread and a pipe, so a reply can arrive before
+    /// the line about its request has been read here.
+    pub async fn wait_logged(&self, text: &str) {
+        let deadline = Instant::now() + WAIT;
+        while !self.logs().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "{text:?} not logged within {WAIT:?}; logs:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Closes the read end of the worker's standard error, as a log
     /// shipper that goes away: the worker's next writes fail (`EPIPE`).
     pub async fn close_log_pipe(&mut self) {
