@@ -95,7 +95,7 @@ impl OutcomeCache {
             return None;
         }
         let turn = {
-            let mut fills = self.fills.lock().unwrap_or_else(|p| p.into_inner());
+            let mut fills = self.fills();
             match fills.get(campaign_id).and_then(Weak::upgrade) {
                 Some(turn) => turn,
                 None => {
@@ -145,10 +145,7 @@ impl OutcomeCache {
         let Some(expired) = Instant::now().checked_sub(self.ttl) else {
             return 0;
         };
-        self.fills
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, turn| turn.strong_count() > 0);
+        self.fills().retain(|_, turn| turn.strong_count() > 0);
         let mut entries = self.lock();
         let before = entries.bytes;
         entries.release_stored_until(expired);
@@ -158,6 +155,11 @@ impl OutcomeCache {
             *entries = Entries::default();
         }
         released
+    }
+
+    /// The fill turns; a poisoned lock still holds a usable table.
+    fn fills(&self) -> MutexGuard<'_, HashMap<String, Weak<FillTurn>>> {
+        self.fills.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The bytes the cached entries hold now.

@@ -106,7 +106,7 @@ async fn a_burst_of_lookups_gets_each_its_own_row() {
     // The lookups of deliveries handed over together are in flight on one
     // multiplexed connection at once: a record of the wrong type, an absent
     // one and another account among them must not answer for the rest.
-    let env = TestEnv::new("batched-lookups").await;
+    let env = TestEnv::new("lookup-burst").await;
     env.seed_sample().await;
     let prefix = &env.names.key_prefix;
     let mut redis = env.redis.clone();
