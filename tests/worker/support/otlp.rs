@@ -91,6 +91,33 @@ impl OtlpReceiver {
     /// Waits until `count` spans of `trace_id` have arrived, and returns
     /// them; panics at the deadline with what did arrive.
     pub async fn spans_of(&self, trace_id: &[u8], count: usize) -> Vec<ReceivedSpan> {
+        self.wait_on_trace(trace_id, |spans| {
+            (spans.len() >= count).then(|| spans.to_vec())
+        })
+        .await
+    }
+
+    /// Waits until the span of `trace_id` whose name starts with `prefix`
+    /// has arrived, and returns it. The spans of one request reach the
+    /// receiver in more than one batch (a parent ends after its
+    /// children), so a count of spans does not say which have come.
+    pub async fn span_named(&self, trace_id: &[u8], prefix: &str) -> ReceivedSpan {
+        self.wait_on_trace(trace_id, |spans| {
+            spans
+                .iter()
+                .find(|s| s.span.name.starts_with(prefix))
+                .cloned()
+        })
+        .await
+    }
+
+    /// Polls the spans of `trace_id` until `found` returns something;
+    /// panics at the deadline with the spans that did arrive.
+    async fn wait_on_trace<T>(
+        &self,
+        trace_id: &[u8],
+        found: impl Fn(&[ReceivedSpan]) -> Option<T>,
+    ) -> T {
         let deadline = Instant::now() + WAIT;
         loop {
             let spans: Vec<ReceivedSpan> = self
@@ -98,12 +125,12 @@ impl OtlpReceiver {
                 .into_iter()
                 .filter(|s| s.span.trace_id == trace_id)
                 .collect();
-            if spans.len() >= count {
-                return spans;
+            if let Some(answer) = found(&spans) {
+                return answer;
             }
             assert!(
                 Instant::now() < deadline,
-                "{} of {count} spans of the trace arrived: {spans:#?}",
+                "what was awaited of the trace did not arrive; {} spans did: {spans:#?}",
                 spans.len()
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
