@@ -45,6 +45,7 @@ async fn a_returned_one_megabyte_reply_adds_a_bounded_line_without_outcome_text(
     worker
         .wait_counter("lcm_requests_total", &["result=\"ok\""], 1.0)
         .await;
+    worker.wait_logged("reply returned unroutable").await;
     let logs = worker.logs();
     let added = &logs[before..];
     assert!(added.len() < 16 * 1024, "{} bytes logged", added.len());

@@ -89,7 +89,7 @@ async fn a_property_or_header_key_that_is_not_utf8_is_dead_lettered_and_the_rest
         let dead: serde_json::Value = serde_json::from_slice(&dead).unwrap();
         assert_eq!(dead["data"]["callid"], callid.as_str(), "{case}");
     }
-    let logs = worker.logs();
+    let logs = worker.wait_logged_times("a property is not UTF-8", 3).await;
     assert_eq!(logs.matches("a property is not UTF-8").count(), 3, "{logs}");
     assert!(!logs.contains("connection lost"), "no reconnect: {logs}");
     worker

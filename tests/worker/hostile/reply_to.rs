@@ -53,8 +53,8 @@ async fn each_unissued_address_is_dead_lettered_and_the_rest_served(queue_type: 
         .wait_counter("lcm_requests_total", &["result=\"dead_lettered\""], 3.0)
         .await;
     assert_eq!(worker.counter("lcm_amqp_reconnects_total", &[]).await, 0.0);
-    let logs = worker.logs();
     let warned = "reply_to names a Direct Reply-to address RabbitMQ did not issue";
+    let logs = worker.wait_logged_times(warned, 3).await;
     assert_eq!(logs.matches(warned).count(), 3, "{logs}");
 }
 

@@ -50,8 +50,8 @@ async fn all_answered_cache_unavailable(env: &TestEnv, n: usize) {
 
 /// The refusal warnings so far: at least one, and not one per request,
 /// each naming the Redis error by one of `words`.
-fn assert_refusals_warned(worker: &Worker, words: &[&str], since: Instant) {
-    let logs = worker.logs();
+async fn assert_refusals_warned(worker: &Worker, words: &[&str], since: Instant) {
+    let logs = worker.wait_logged_times(REFUSED, 1).await;
     let warnings: Vec<&str> = logs.lines().filter(|l| l.contains(REFUSED)).collect();
     let allowed = 1 + since.elapsed().as_secs() / WARN_EVERY.as_secs();
     assert!(!warnings.is_empty(), "no warning:\n{logs}");
@@ -85,7 +85,7 @@ async fn a_user_without_permission_for_the_lookup_is_refused_at_once_and_not_rea
     assert!(reason.contains("ERR"), "{reason}");
     let started = Instant::now();
     all_answered_cache_unavailable(&env, 20).await;
-    assert_refusals_warned(&worker, &["NOPERM", "script"], started);
+    assert_refusals_warned(&worker, &["NOPERM", "script"], started).await;
 
     // Mended, without a restart.
     user.set(&env, &["+hmget"]).await;
@@ -105,7 +105,7 @@ async fn a_refused_password_is_cache_unavailable_at_once_and_not_ready() {
     assert!(!reason.contains("not-the-password"), "{reason}");
     let started = Instant::now();
     all_answered_cache_unavailable(&env, 5).await;
-    assert_refusals_warned(&worker, &["authentication failed"], started);
+    assert_refusals_warned(&worker, &["authentication failed"], started).await;
 
     // The worker's password becomes valid: it recovers.
     user.set(&env, &[">not-the-password"]).await;

@@ -197,12 +197,21 @@ impl Worker {
     /// go through a writer thread and a pipe, so a reply can arrive before
     /// the line about its request has been read here.
     pub async fn wait_logged(&self, text: &str) {
+        self.wait_logged_times(text, 1).await;
+    }
+
+    /// Waits, up to [`WAIT`], until the worker has logged `text` at least
+    /// `times` times, and returns the logs then.
+    pub async fn wait_logged_times(&self, text: &str, times: usize) -> String {
         let deadline = Instant::now() + WAIT;
-        while !self.logs().contains(text) {
+        loop {
+            let logs = self.logs();
+            if logs.matches(text).count() >= times {
+                return logs;
+            }
             assert!(
                 Instant::now() < deadline,
-                "{text:?} not logged within {WAIT:?}; logs:\n{}",
-                self.logs()
+                "{text:?} not logged {times} times within {WAIT:?}; logs:\n{logs}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
