@@ -14,7 +14,7 @@ use lapin::Channel;
 use opentelemetry::context::FutureExt as _;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{field, Instrument};
+use tracing::Instrument;
 
 use super::acknowledger::Unsettled;
 use super::publisher::{publish, PublishOutcome, Reply};
@@ -22,7 +22,7 @@ use super::settle::{settle, ChannelState, DeadLetter, Settle};
 use super::trace_headers::{parent_of, reply_headers};
 use crate::backoff::Backoff;
 use crate::protocol::RequestProperties;
-use crate::service::{Action, Handled, Service, Store};
+use crate::service::{Action, Handled, Request, Service, Store};
 use crate::settings::Settings;
 use crate::telemetry::events::{ReplyUnroutable, RequestAnswered, RequestDeadLettered};
 use crate::telemetry::metrics::{InHand, UNKNOWN_KIND};
@@ -60,13 +60,20 @@ impl<S: Store> DeliveryTask<S> {
             },
         );
         let redelivered = delivery.redelivered;
-        let body = delivery.data;
+        // Read before the span is made, so that it is made once with the
+        // callid and source: recorded later, a field costs the JSON log
+        // format a parse and a rewrite of all the span's fields, and each
+        // format a second pass (docs/performance.md, "The log span").
+        let request = self.service.read_guarded(&delivery.data, &properties);
+        // Only the reply is needed from here on, which may be republished
+        // until the deadline: a large request body is not held that long.
+        drop(delivery.data);
         let ids = trace.span_context();
         let span = tracing::info_span!(
             "delivery",
             correlation_id = properties.reply_correlation_id().unwrap_or(""),
-            callid = field::Empty,
-            source = field::Empty,
+            callid = request.as_ref().map(Request::callid),
+            source = request.as_ref().and_then(Request::source),
             redelivered,
             trace_id = %ids.trace_id(),
             span_id = %ids.span_id(),
@@ -78,7 +85,7 @@ impl<S: Store> DeliveryTask<S> {
                     tracing::debug!("connection lost before the request was settled; RabbitMQ redelivers it");
                     Some("connection lost")
                 }
-                unanswered = self.handle(body, &properties, unsettled, &trace) => unanswered,
+                unanswered = self.handle(request, &properties, unsettled, &trace) => unanswered,
             }
         }
         .instrument(span)
@@ -87,33 +94,32 @@ impl<S: Store> DeliveryTask<S> {
     }
 
     /// Handles the delivery; why it was not answered, if it was not.
+    /// `request` is `None` when reading it panicked.
     async fn handle(
         &self,
-        body: Vec<u8>,
+        request: Option<Request>,
         properties: &RequestProperties,
         unsettled: Unsettled,
         trace: &DeliveryTrace,
     ) -> Option<&'static str> {
-        let deciding = self
-            .service
-            .handle_guarded(&body, properties, self.received);
-        // While exporting, the Redis round trips become child spans of the
-        // delivery's, through the context current while the work is polled.
-        let decided = match trace.work_context() {
-            Some(context) => deciding.with_context(context).await,
-            None => deciding.await,
+        let decided = match request {
+            Some(request) => {
+                let deciding = self.service.decide_guarded(request, self.received);
+                // While exporting, the Redis round trips become child spans
+                // of the delivery's, through the context current while the
+                // work is polled.
+                match trace.work_context() {
+                    Some(context) => deciding.with_context(context).await,
+                    None => deciding.await,
+                }
+            }
+            None => None,
         };
-        // Only the reply is needed from here on, which may be republished
-        // until the deadline: a large request body is not held that long.
-        drop(body);
         let Some(handled) = decided else {
             return self
                 .dead_letter(unsettled, DeadLetter::Panicked, UNKNOWN_KIND)
                 .await;
         };
-        let span = tracing::Span::current();
-        span.record("callid", handled.callid.as_str());
-        span.record("source", handled.source.as_deref().unwrap_or(""));
         let kind = handled.kind.map_or(UNKNOWN_KIND, |k| k.label());
         match &handled.action {
             Action::DeadLetter { why } => {

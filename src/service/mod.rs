@@ -20,7 +20,7 @@ use self::retry::retry_until;
 pub use self::store::{CallRecord, Store, StoreError};
 use crate::outcomes::OutcomeList;
 use crate::protocol::{
-    parse_request, render_error, render_outcomes, Query, ReplyRoute, RequestKind,
+    parse_request, render_error, render_outcomes, Inbound, Query, ReplyRoute, RequestKind,
     RequestProperties, Selection, Unanswered, WsError,
 };
 use crate::telemetry::metrics::{self, RESULT_DEAD_LETTERED, RESULT_OK};
@@ -66,6 +66,26 @@ pub struct Handled {
     pub result: &'static str,
     /// What to do.
     pub action: Action,
+}
+
+/// A request read and routed ([`Service::read`]), its reply not decided
+/// yet.
+#[derive(Debug)]
+pub struct Request {
+    inbound: Inbound,
+    route: Result<ReplyRoute, Unanswered>,
+}
+
+impl Request {
+    /// The callid to echo (empty when the request had none).
+    pub fn callid(&self) -> &str {
+        &self.inbound.callid
+    }
+
+    /// The body's `source`, when usable.
+    pub fn source(&self) -> Option<&str> {
+        self.inbound.source.as_deref()
+    }
 }
 
 /// Decides replies; cheap to share between concurrent deliveries.
@@ -124,28 +144,36 @@ impl<S: Store> Service<S> {
         self
     }
 
-    /// As [`Service::handle`], but a panic while deciding becomes `None`,
-    /// so that one poisoned message cannot take the worker down: the caller
+    /// As [`Service::read`], but a panic while reading becomes `None`, so
+    /// that one poisoned message cannot take the worker down: the caller
     /// dead-letters it.
-    pub async fn handle_guarded(
-        &self,
-        body: &[u8],
-        properties: &RequestProperties,
-        received: Instant,
-    ) -> Option<Handled> {
-        AssertUnwindSafe(self.handle(body, properties, received))
+    pub fn read_guarded(&self, body: &[u8], properties: &RequestProperties) -> Option<Request> {
+        std::panic::catch_unwind(AssertUnwindSafe(|| self.read(body, properties))).ok()
+    }
+
+    /// As [`Service::decide`], but a panic while deciding becomes `None`.
+    pub async fn decide_guarded(&self, request: Request, received: Instant) -> Option<Handled> {
+        AssertUnwindSafe(self.decide(request, received))
             .catch_unwind()
             .await
             .ok()
     }
 
-    /// Decides the reply to one request received at `received`.
+    /// Decides the reply to one request received at `received`: reads it,
+    /// then decides.
     pub async fn handle(
         &self,
         body: &[u8],
         properties: &RequestProperties,
         received: Instant,
     ) -> Handled {
+        self.decide(self.read(body, properties), received).await
+    }
+
+    /// Parses a request and chooses its reply's route: pure and cheap, no
+    /// cache lookup, so that the delivery's log span can be made once
+    /// with the callid and source ([`Request`]).
+    pub fn read(&self, body: &[u8], properties: &RequestProperties) -> Request {
         let inbound = parse_request(body, self.max_message_bytes);
         let route = ReplyRoute::choose(
             properties,
@@ -153,6 +181,12 @@ impl<S: Store> Service<S> {
             inbound.is_reply,
             &self.own_app_id,
         );
+        Request { inbound, route }
+    }
+
+    /// Decides the reply to a request read by [`Service::read`].
+    pub async fn decide(&self, request: Request, received: Instant) -> Handled {
+        let Request { inbound, route } = request;
         // Routing is decided first: a request nobody is to hear costs no
         // cache lookup.
         let (result, action) = match route {
@@ -553,16 +587,17 @@ mod tests {
             Duration::from_secs(2),
         );
         let properties = RequestProperties::default();
-        let poisoned = service
-            .handle_guarded(&sample_body("boom", "1"), &properties, Instant::now())
-            .await;
+        let handle_guarded = |body: Vec<u8>| {
+            let service = &service;
+            let properties = &properties;
+            async move {
+                let request = service.read_guarded(&body, properties).expect("read");
+                service.decide_guarded(request, Instant::now()).await
+            }
+        };
+        let poisoned = handle_guarded(sample_body("boom", "1")).await;
         assert!(poisoned.is_none());
-        let next = service
-            .handle_guarded(
-                &sample_body("12345", "5|3|1|0|0|44|1"),
-                &properties,
-                Instant::now(),
-            )
+        let next = handle_guarded(sample_body("12345", "5|3|1|0|0|44|1"))
             .await
             .expect("served");
         assert_eq!(next.result, "ok");

@@ -215,6 +215,32 @@ async fn json_log_lines_parse_and_carry_the_correlation_id() {
     assert!(!logs.contains("guest:guest"), "password logged");
 }
 
+#[tokio::test]
+async fn text_log_lines_of_a_delivery_name_its_correlation_id_callid_and_source() {
+    let env = TestEnv::new("textlogs").await;
+    env.seed_call("no-list", &[("campaign_id", "9")]).await;
+    let worker = env.start_worker(&[]).await;
+    let mut requester = env.requester("desk").await;
+    // A campaign without a stored list: answered [] with a warning,
+    // logged while the request is decided.
+    let mut body = request_for("no-list", "1");
+    body["source"] = json!("desk");
+    let correlation_id = requester.send(&body).await;
+    let reply = requester.reply_for(&correlation_id).await.expect("reply");
+    assert_eq!(reply.body["message"]["response"], json!([]));
+    let warned = "campaign has no stored outcome list";
+    let logs = worker.wait_logged_times(warned, 1).await;
+    let line = logs.lines().find(|l| l.contains(warned)).unwrap();
+    for field in [
+        format!("correlation_id=\"{correlation_id}\""),
+        "callid=\"no-list\"".to_owned(),
+        "source=\"desk\"".to_owned(),
+        "redelivered=false".to_owned(),
+    ] {
+        assert!(line.contains(&field), "{field} not in {line}");
+    }
+}
+
 async fn check(env: &TestEnv, extra: &[(&str, &str)]) -> std::process::Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_lcm-worker"))
         .arg("check")
