@@ -69,7 +69,10 @@ impl<S: Store> DeliveryTask<S> {
         // until the deadline: a large request body is not held that long.
         drop(delivery.data);
         let ids = trace.span_context();
-        let span = tracing::info_span!(
+        // At the highest level, so that the span is on whenever any line
+        // is: at `info` it was off under `RUST_LOG=warn`, and the
+        // warnings about a delivery did not say which one.
+        let span = tracing::error_span!(
             "delivery",
             correlation_id = properties.reply_correlation_id().unwrap_or(""),
             callid = request.as_ref().map(Request::callid),
