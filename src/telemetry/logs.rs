@@ -19,6 +19,7 @@ use std::time::Duration;
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
+use super::log_fields::PlainFields;
 use crate::settings::LogFormat;
 
 /// Lines waiting for the writer thread; past this, new lines are dropped.
@@ -61,7 +62,7 @@ pub fn init_logs(format: LogFormat, quiet: &[&str]) {
     // A second initialisation (a test calling twice) keeps the first, and
     // its writer thread.
     let installed = match format {
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Text => builder.fmt_fields(PlainFields).try_init(),
         LogFormat::Json => builder
             .json()
             .flatten_event(true)

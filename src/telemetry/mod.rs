@@ -5,6 +5,7 @@
 //! over OTLP.
 
 pub mod events;
+mod log_fields;
 mod logs;
 pub mod metrics;
 mod throttle;
