@@ -19,7 +19,7 @@ use std::time::Duration;
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
-use super::log_fields::PlainFields;
+use super::log_fields::{PlainFields, PlainJsonFields};
 use crate::settings::LogFormat;
 
 /// Lines waiting for the writer thread; past this, new lines are dropped.
@@ -67,6 +67,7 @@ pub fn init_logs(format: LogFormat, quiet: &[&str]) {
             .json()
             .flatten_event(true)
             .with_current_span(true)
+            .fmt_fields(PlainJsonFields)
             .try_init(),
     };
     if installed.is_ok() {
