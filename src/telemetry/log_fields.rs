@@ -284,17 +284,14 @@ mod tests {
     where
         N: for<'w> FormatFields<'w> + Send + Sync + 'static,
     {
-        let sink = Sink::default();
-        let writer = sink.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(ansi)
-            .without_time()
-            .fmt_fields(fields)
-            .finish();
-        tracing::subscriber::with_default(subscriber, emit);
-        let bytes = sink.0.lock().unwrap().clone();
-        String::from_utf8(bytes).unwrap()
+        logged(emit, |sink| {
+            tracing_subscriber::fmt()
+                .with_writer(move || sink.clone())
+                .with_ansi(ansi)
+                .without_time()
+                .fmt_fields(fields)
+                .finish()
+        })
     }
 
     /// What `emit` logs through the JSON format with `fields`, a value per
@@ -303,23 +300,30 @@ mod tests {
     where
         N: for<'w> FormatFields<'w> + Send + Sync + 'static,
     {
-        let sink = Sink::default();
-        let writer = sink.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .without_time()
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .fmt_fields(fields)
-            .finish();
-        tracing::subscriber::with_default(subscriber, emit);
-        let bytes = sink.0.lock().unwrap().clone();
-        String::from_utf8(bytes)
-            .unwrap()
-            .lines()
+        let text = logged(emit, |sink| {
+            tracing_subscriber::fmt()
+                .with_writer(move || sink.clone())
+                .without_time()
+                .json()
+                .flatten_event(true)
+                .with_current_span(true)
+                .fmt_fields(fields)
+                .finish()
+        });
+        text.lines()
             .map(|line| serde_json::from_str(line).unwrap())
             .collect()
+    }
+
+    /// What `emit` logs through the subscriber `build` makes around a sink.
+    fn logged<S>(emit: &dyn Fn(), build: impl FnOnce(Sink) -> S) -> String
+    where
+        S: tracing::Subscriber + Send + Sync + 'static,
+    {
+        let sink = Sink::default();
+        tracing::subscriber::with_default(build(sink.clone()), emit);
+        let bytes = sink.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
     }
 
     /// A delivery's span and a warning in it, as the worker logs them.
