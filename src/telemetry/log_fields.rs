@@ -61,14 +61,14 @@ struct PlainVisitor<'a> {
     result: fmt::Result,
 }
 
-impl PlainVisitor<'_> {
-    /// Whether `field` may be written here rather than by `DefaultVisitor`:
-    /// a name it writes as it is.
-    fn writes_directly(&self, field: &Field) -> bool {
-        let name = field.name();
-        name != "message" && !name.starts_with("r#") && !name.starts_with("log.")
-    }
+/// Whether `field` may be written by [`PlainVisitor`] rather than by
+/// `DefaultVisitor`: a name `DefaultVisitor` writes as it is.
+fn writes_directly(field: &Field) -> bool {
+    let name = field.name();
+    name != "message" && !name.starts_with("r#") && !name.starts_with("log.")
+}
 
+impl PlainVisitor<'_> {
     /// `name=value`, after a space unless it is the first field.
     fn write(&mut self, name: &str, quoted: bool, value: &str) {
         let separator = if std::mem::take(&mut self.is_empty) {
@@ -110,7 +110,7 @@ impl Visit for PlainVisitor<'_> {
         if self.result.is_err() {
             return;
         }
-        if self.writes_directly(field) && is_plain(value) {
+        if writes_directly(field) && is_plain(value) {
             self.write(field.name(), true, value);
         } else {
             self.delegate(field, |v| v.record_str(field, value));
@@ -121,7 +121,7 @@ impl Visit for PlainVisitor<'_> {
         if self.result.is_err() {
             return;
         }
-        if self.writes_directly(field) {
+        if writes_directly(field) {
             self.write(field.name(), false, if value { "true" } else { "false" });
         } else {
             self.delegate(field, |v| v.record_bool(field, value));
@@ -139,7 +139,7 @@ impl Visit for PlainVisitor<'_> {
         if self.result.is_err() {
             return;
         }
-        if self.writes_directly(field) {
+        if writes_directly(field) {
             // The trace and span ids: `DefaultVisitor` writes `name=` and
             // the value's `Debug` too, but paints the first two.
             self.write(field.name(), false, "");
@@ -345,6 +345,11 @@ mod tests {
         );
         let error = io::Error::other("refused");
         tracing::error!(error = &error as &dyn std::error::Error, "failed");
+        // A field recorded after its span is made (`add_fields`): none of
+        // the worker's, a library's may.
+        let late = tracing::error_span!("late", step = tracing::field::Empty, known = 1u64);
+        late.record("step", reason);
+        late.in_scope(|| tracing::warn!("with a field recorded late"));
     }
 
     #[test]
@@ -372,7 +377,9 @@ mod tests {
         assert_eq!(plain, render_json(JsonFields::new(), &emit));
         assert_eq!(plain[0]["span"]["correlation_id"], "c-1");
         assert_eq!(plain[0]["span"]["redelivered"], true);
-        assert_eq!(plain.len(), 3, "{plain:?}");
+        assert_eq!(plain[2]["span"]["step"], "a reason");
+        assert_eq!(plain[2]["span"]["known"], 1);
+        assert_eq!(plain.len(), 4, "{plain:?}");
     }
 
     proptest! {
