@@ -6,11 +6,15 @@
 //! a dashboard or alert expects at zero, so that a freshly started worker
 //! already exposes them before its first request.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter,
+    Gauge, Histogram,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
 
@@ -55,6 +59,11 @@ pub enum RedisOperation {
 
 impl RedisOperation {
     const ALL: [Self; 2] = [Self::Call, Self::Outcomes];
+
+    /// Its place in [`Self::ALL`].
+    fn index(self) -> usize {
+        self as usize
+    }
 
     /// The `operation` label.
     pub fn label(self) -> &'static str {
@@ -190,16 +199,74 @@ pub async fn metrics_upkeep(handle: PrometheusHandle, shutdown: CancellationToke
     }
 }
 
+/// The handles of the series recorded for every request, registered once.
+/// `counter!` and its kin find their series in the exporter's registry on
+/// every call, hashing and comparing its name and labels: about 3,700
+/// instructions a request for these four series (docs/performance.md,
+/// "The delivery's task and its metrics").
+struct Hot {
+    in_hand: Gauge,
+    /// By [`RedisOperation::index`].
+    redis_duration: [Histogram; 2],
+}
+
+fn hot() -> &'static Hot {
+    static HOT: OnceLock<Hot> = OnceLock::new();
+    HOT.get_or_init(|| {
+        // Installed first: a handle taken before the recorder is a no-op
+        // for good.
+        let _ = metrics_handle();
+        Hot {
+            in_hand: gauge!(DELIVERIES_IN_HAND),
+            redis_duration: RedisOperation::ALL.map(
+                |operation| histogram!(REDIS_DURATION_SECONDS, "operation" => operation.label()),
+            ),
+        }
+    })
+}
+
+/// A request's two series, by its kind and result.
+struct Settled {
+    kind: &'static str,
+    result: &'static str,
+    requests: Counter,
+    duration: Histogram,
+}
+
+thread_local! {
+    /// The series of each (kind, result) seen on this thread: a few kinds
+    /// times a few results, all `'static`, so a short list.
+    static SETTLED: RefCell<Vec<Settled>> = const { RefCell::new(Vec::new()) };
+}
+
 /// A request was settled with `result`, `elapsed` after its receipt.
 pub fn request_settled(kind: &'static str, result: &'static str, elapsed: Duration) {
-    counter!(REQUESTS_TOTAL, "subtopic" => kind, "result" => result).increment(1);
-    histogram!(REQUEST_DURATION_SECONDS, "subtopic" => kind).record(elapsed.as_secs_f64());
+    SETTLED.with_borrow_mut(|seen| {
+        let at = match seen
+            .iter()
+            .position(|s| s.kind == kind && s.result == result)
+        {
+            Some(at) => at,
+            None => {
+                // The recorder first, as in `hot`.
+                let _ = hot();
+                seen.push(Settled {
+                    kind,
+                    result,
+                    requests: counter!(REQUESTS_TOTAL, "subtopic" => kind, "result" => result),
+                    duration: histogram!(REQUEST_DURATION_SECONDS, "subtopic" => kind),
+                });
+                seen.len() - 1
+            }
+        };
+        seen[at].requests.increment(1);
+        seen[at].duration.record(elapsed.as_secs_f64());
+    });
 }
 
 /// A Redis round trip took `elapsed`; `failed` when it gave no answer.
 pub fn redis_round_trip(operation: RedisOperation, elapsed: Duration, failed: bool) {
-    histogram!(REDIS_DURATION_SECONDS, "operation" => operation.label())
-        .record(elapsed.as_secs_f64());
+    hot().redis_duration[operation.index()].record(elapsed.as_secs_f64());
     if failed {
         counter!(REDIS_ERRORS_TOTAL, "operation" => operation.label()).increment(1);
     }
@@ -259,7 +326,7 @@ impl Drop for InHand {
 }
 
 fn in_hand(change: f64) {
-    gauge!(DELIVERIES_IN_HAND).increment(change);
+    hot().in_hand.increment(change);
 }
 
 #[cfg(test)]
