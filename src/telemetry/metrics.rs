@@ -339,6 +339,47 @@ mod tests {
             .unwrap_or(0.0)
     }
 
+    /// Set in the copy of this test binary that
+    /// [`series_recorded_before_the_exporter_is_asked_for_still_reach_it`]
+    /// starts: the recorder is process-wide, and its absence is the case
+    /// under test.
+    const CHILD: &str = "LCM_METRICS_TEST_CHILD";
+
+    #[test]
+    fn series_recorded_before_the_exporter_is_asked_for_still_reach_it() {
+        const NAME: &str =
+            "telemetry::metrics::tests::series_recorded_before_the_exporter_is_asked_for_still_reach_it";
+        if std::env::var_os(CHILD).is_some() {
+            // Nothing has installed the recorder yet in this process: a
+            // handle taken now from the global recorder would be a no-op.
+            let in_hand = InHand::take();
+            redis_round_trip(RedisOperation::Call, Duration::from_micros(50), false);
+            request_settled("metrics_test_child", RESULT_OK, Duration::from_millis(1));
+            let text = metrics_handle().render();
+            let counted = [
+                ("lcm_deliveries_in_hand", 1.0),
+                (r#"lcm_redis_duration_seconds_count{operation="call"}"#, 1.0),
+                (
+                    r#"lcm_requests_total{subtopic="metrics_test_child",result="ok"}"#,
+                    1.0,
+                ),
+            ];
+            for (series, value) in counted {
+                assert_eq!(sample(&text, series), value, "{series} in {text}");
+            }
+            drop(in_hand);
+            return;
+        }
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([NAME, "--exact", "--test-threads=1"])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let output = String::from_utf8_lossy(&child.stdout);
+        assert!(child.status.success(), "{output}");
+        assert!(output.contains("1 passed"), "{output}");
+    }
+
     #[test]
     fn recorded_series_count_into_their_own_labels_and_a_settled_delivery_counts_down_once() {
         let handle = metrics_handle();
