@@ -16,7 +16,10 @@ use opentelemetry::trace::{
     Span as _, SpanContext, SpanKind, Status, TraceContextExt as _, TraceFlags, TraceState,
     Tracer as _,
 };
-use opentelemetry::{Context, KeyValue};
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use opentelemetry::{Context, KeyValue, StringValue};
 use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator, Span};
 use opentelemetry_semantic_conventions::attribute as semconv;
 
@@ -95,7 +98,7 @@ impl DeliveryTrace {
         );
         attributes.push(KeyValue::new(
             semconv::MESSAGING_DESTINATION_SUBSCRIPTION_NAME,
-            consumed.queue.to_owned(),
+            shared(consumed.queue),
         ));
         attributes.push(KeyValue::new(
             semconv::MESSAGING_RABBITMQ_MESSAGE_DELIVERY_TAG,
@@ -145,7 +148,7 @@ impl DeliveryTrace {
                 let template = self::destination(sent.exchange, template);
                 attributes.push(KeyValue::new(
                     semconv::MESSAGING_DESTINATION_TEMPLATE,
-                    template.clone(),
+                    shared(&template),
                 ));
                 attributes.push(KeyValue::new(
                     semconv::MESSAGING_DESTINATION_TEMPORARY,
@@ -244,12 +247,12 @@ fn messaging(
         KeyValue::new(semconv::MESSAGING_SYSTEM, "rabbitmq"),
         KeyValue::new(semconv::MESSAGING_OPERATION_NAME, operation),
         KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, operation),
-        KeyValue::new(semconv::MESSAGING_DESTINATION_NAME, destination.to_owned()),
+        KeyValue::new(semconv::MESSAGING_DESTINATION_NAME, shared(destination)),
     ];
     if !routing_key.is_empty() {
         attributes.push(KeyValue::new(
             semconv::MESSAGING_RABBITMQ_DESTINATION_ROUTING_KEY,
-            routing_key.to_owned(),
+            shared(routing_key),
         ));
     }
     if let Some(id) = correlation_id {
@@ -259,6 +262,32 @@ fn messaging(
         ));
     }
     attributes
+}
+
+/// Distinct values [`shared`] keeps per thread at most: requesters choose
+/// routing keys, so the list is bounded, and values past it are copied.
+const SHARED_MAX: usize = 64;
+
+thread_local! {
+    static SHARED: RefCell<Vec<Arc<str>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `text` as an attribute value shared from span to span. Destinations,
+/// routing keys and the queue repeat across deliveries, and a span's
+/// strings are freed on the batch processor's thread: each one copied is
+/// an allocation freed across threads, which glibc's allocator serves
+/// slowest (docs/performance.md, "Traces").
+fn shared(text: &str) -> StringValue {
+    SHARED.with_borrow_mut(|seen| {
+        if let Some(value) = seen.iter().find(|value| &***value == text) {
+            return StringValue::from(value.clone());
+        }
+        let value: Arc<str> = Arc::from(text);
+        if seen.len() < SHARED_MAX {
+            seen.push(value.clone());
+        }
+        StringValue::from(value)
+    })
 }
 
 /// The context of a span that is not recorded: a new span id in the
@@ -359,6 +388,19 @@ mod tests {
         // publishes, exported or not.
         assert!(std::mem::size_of::<DeliveryTrace>() <= 96);
         assert!(std::mem::size_of::<SendSpan>() <= 96);
+    }
+
+    #[test]
+    fn shared_values_are_the_text_and_past_the_bound_still_are() {
+        let first = shared("lcm.requests:lcm-bench");
+        let again = shared("lcm.requests:lcm-bench");
+        assert_eq!(first.as_str(), "lcm.requests:lcm-bench");
+        assert_eq!(again.as_str(), first.as_str());
+        for n in 0..SHARED_MAX * 2 {
+            let key = format!("source-{n}");
+            assert_eq!(shared(&key).as_str(), key);
+        }
+        SHARED.with_borrow(|seen| assert!(seen.len() <= SHARED_MAX));
     }
 
     #[test]
