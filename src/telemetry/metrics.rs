@@ -199,11 +199,12 @@ pub async fn metrics_upkeep(handle: PrometheusHandle, shutdown: CancellationToke
     }
 }
 
-/// The handles of the series recorded for every request, registered once.
-/// `counter!` and its kin find their series in the exporter's registry on
-/// every call, hashing and comparing its name and labels: about 3,700
-/// instructions a request for these four series (docs/performance.md,
-/// "The delivery's task and its metrics").
+/// The handles of the series every delivery records, registered once
+/// (those of a request's kind and result are in [`SETTLED`]). `counter!`
+/// and its kin find their series in the exporter's registry on every call,
+/// hashing and comparing its name and labels: about 3,700 instructions a
+/// request for the four series (docs/performance.md, "The delivery's task
+/// and its metrics").
 struct Hot {
     in_hand: Gauge,
     /// By [`RedisOperation::index`].

@@ -12,13 +12,13 @@
 //! continues the requester's trace as it would through an exporting
 //! worker, and log lines carry ids to search for.
 
+use std::cell::RefCell;
+use std::sync::Arc;
+
 use opentelemetry::trace::{
     Span as _, SpanContext, SpanKind, Status, TraceContextExt as _, TraceFlags, TraceState,
     Tracer as _,
 };
-use std::cell::RefCell;
-use std::sync::Arc;
-
 use opentelemetry::{Context, KeyValue, StringValue};
 use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator, Span};
 use opentelemetry_semantic_conventions::attribute as semconv;
@@ -279,7 +279,7 @@ thread_local! {
 /// slowest (docs/performance.md, "Traces").
 fn shared(text: &str) -> StringValue {
     SHARED.with_borrow_mut(|seen| {
-        if let Some(value) = seen.iter().find(|value| &***value == text) {
+        if let Some(value) = seen.iter().find(|value| value.as_ref() == text) {
             return StringValue::from(value.clone());
         }
         let value: Arc<str> = Arc::from(text);
