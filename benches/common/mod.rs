@@ -62,10 +62,10 @@ pub fn sample_service() -> Service<MemoryStore> {
 /// A request's properties naming a reply queue. (Not a Direct Reply-to
 /// address: the worker answers only addresses of the exact form RabbitMQ
 /// issues, and would dead-letter a made-up one without deciding.)
-pub fn sample_properties() -> RequestProperties {
+pub fn sample_properties() -> RequestProperties<'static> {
     RequestProperties {
-        reply_to: Some("lcm-bench-replies".into()),
-        correlation_id: Some("c-1".into()),
+        reply_to: Some("lcm-bench-replies"),
+        correlation_id: Some("c-1"),
         ..Default::default()
     }
 }

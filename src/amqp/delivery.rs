@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use lapin::message::Delivery;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::Channel;
+use lapin::{BasicProperties, Channel};
 use opentelemetry::context::FutureExt as _;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -48,7 +48,7 @@ impl<S: Store> DeliveryTask<S> {
     /// Handles the delivery until it is settled, or abandoned with its
     /// connection.
     pub async fn run(self, delivery: Delivery, unsettled: Unsettled) {
-        let properties = request_properties(&delivery);
+        let properties = request_properties(&delivery.properties);
         let trace = DeliveryTrace::start(
             parent_of(delivery.properties.headers().as_ref()),
             &Consumed {
@@ -101,7 +101,7 @@ impl<S: Store> DeliveryTask<S> {
     async fn handle(
         &self,
         request: Option<Request>,
-        properties: &RequestProperties,
+        properties: &RequestProperties<'_>,
         unsettled: Unsettled,
         trace: &DeliveryTrace,
     ) -> Option<&'static str> {
@@ -264,9 +264,12 @@ impl<S: Store> DeliveryTask<S> {
     }
 }
 
-fn request_properties(delivery: &Delivery) -> RequestProperties {
-    let text = |value: &Option<ShortString>| value.as_ref().map(|v| v.to_string());
-    let p = &delivery.properties;
+/// The properties the route and the reply need, borrowed from the
+/// delivery: it is kept until the request is settled anyway.
+fn request_properties(p: &BasicProperties) -> RequestProperties<'_> {
+    fn text(value: &Option<ShortString>) -> Option<&str> {
+        value.as_ref().map(ShortString::as_str)
+    }
     // The patched parser marks what it decoded from bytes that were not
     // UTF-8 (patches/amq-protocol-types/PATCH.md).
     let replaced = |value: &Option<ShortString>| {

@@ -4,15 +4,15 @@ use super::direct_reply_to::{is_issued_address, names_direct_reply_to};
 
 /// The AMQP properties of a request that decide how it is answered.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RequestProperties {
+pub struct RequestProperties<'a> {
     /// `reply_to`, when set.
-    pub reply_to: Option<String>,
+    pub reply_to: Option<&'a str>,
     /// `correlation_id`, when set.
-    pub correlation_id: Option<String>,
+    pub correlation_id: Option<&'a str>,
     /// `message_id`, when set.
-    pub message_id: Option<String>,
+    pub message_id: Option<&'a str>,
     /// `app_id`, when set.
-    pub app_id: Option<String>,
+    pub app_id: Option<&'a str>,
     /// The first property read that arrived with bytes that were not
     /// UTF-8, by name: `reply_to`, `correlation_id`, `message_id`,
     /// `app_id`, or `a header key`. The AMQP parser replaces such bytes
@@ -21,10 +21,10 @@ pub struct RequestProperties {
     pub not_utf8: Option<&'static str>,
 }
 
-impl RequestProperties {
+impl RequestProperties<'_> {
     /// The reply's `correlation_id`: the request's, or else its `message_id`.
     pub fn reply_correlation_id(&self) -> Option<&str> {
-        non_empty(&self.correlation_id).or_else(|| non_empty(&self.message_id))
+        non_empty(self.correlation_id).or_else(|| non_empty(self.message_id))
     }
 }
 
@@ -76,7 +76,7 @@ impl ReplyRoute {
     /// message with undecodable properties, a reply (`is_reply`), or one
     /// that only the worker's own `app_id` would route is never answered.
     pub fn choose(
-        properties: &RequestProperties,
+        properties: &RequestProperties<'_>,
         source: Option<&str>,
         is_reply: bool,
         own_app_id: &str,
@@ -87,7 +87,7 @@ impl ReplyRoute {
         if is_reply {
             return Err(Unanswered::IsAReply);
         }
-        if let Some(reply_to) = non_empty(&properties.reply_to) {
+        if let Some(reply_to) = non_empty(properties.reply_to) {
             if names_direct_reply_to(reply_to) && !is_issued_address(reply_to) {
                 return Err(Unanswered::UnissuedDirectReplyTo);
             }
@@ -96,7 +96,7 @@ impl ReplyRoute {
         if let Some(source) = source.filter(|s| !s.is_empty()) {
             return Ok(Self::Source(source.to_owned()));
         }
-        match non_empty(&properties.app_id) {
+        match non_empty(properties.app_id) {
             Some(app_id) if app_id == own_app_id => Err(Unanswered::OwnAppId),
             Some(app_id) => Ok(Self::Source(app_id.to_owned())),
             None => Err(Unanswered::NoRoute),
@@ -136,18 +136,18 @@ impl ReplyRoute {
     }
 }
 
-fn non_empty(value: &Option<String>) -> Option<&str> {
-    value.as_deref().filter(|v| !v.is_empty())
+fn non_empty(value: Option<&str>) -> Option<&str> {
+    value.filter(|v| !v.is_empty())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn props(reply_to: Option<&str>, app_id: Option<&str>) -> RequestProperties {
+    fn props<'a>(reply_to: Option<&'a str>, app_id: Option<&'a str>) -> RequestProperties<'a> {
         RequestProperties {
-            reply_to: reply_to.map(Into::into),
-            app_id: app_id.map(Into::into),
+            reply_to,
+            app_id,
             ..Default::default()
         }
     }
@@ -155,7 +155,7 @@ mod tests {
     const OWN: &str = "lcm-outcome-worker";
 
     fn choose(
-        properties: &RequestProperties,
+        properties: &RequestProperties<'_>,
         source: Option<&str>,
     ) -> Result<ReplyRoute, Unanswered> {
         ReplyRoute::choose(properties, source, false, OWN)
@@ -224,7 +224,7 @@ mod tests {
     #[test]
     fn a_u_fffd_sent_as_such_is_answered() {
         let p = RequestProperties {
-            correlation_id: Some("\u{FFFD}\u{FFFD}-real".into()),
+            correlation_id: Some("\u{FFFD}\u{FFFD}-real"),
             ..props(Some("q\u{FFFD}"), Some("\u{FFFD}x"))
         };
         let route = choose(&p, Some("src"));
@@ -256,11 +256,11 @@ mod tests {
     #[test]
     fn correlation_id_falls_back_to_message_id() {
         let mut p = RequestProperties {
-            message_id: Some("m".into()),
+            message_id: Some("m"),
             ..Default::default()
         };
         assert_eq!(p.reply_correlation_id(), Some("m"));
-        p.correlation_id = Some("c".into());
+        p.correlation_id = Some("c");
         assert_eq!(p.reply_correlation_id(), Some("c"));
     }
 }

@@ -147,7 +147,7 @@ impl<S: Store> Service<S> {
     /// As [`Service::read`], but a panic while reading becomes `None`, so
     /// that one poisoned message cannot take the worker down: the caller
     /// dead-letters it.
-    pub fn read_guarded(&self, body: &[u8], properties: &RequestProperties) -> Option<Request> {
+    pub fn read_guarded(&self, body: &[u8], properties: &RequestProperties<'_>) -> Option<Request> {
         std::panic::catch_unwind(AssertUnwindSafe(|| self.read(body, properties))).ok()
     }
 
@@ -164,7 +164,7 @@ impl<S: Store> Service<S> {
     pub async fn handle(
         &self,
         body: &[u8],
-        properties: &RequestProperties,
+        properties: &RequestProperties<'_>,
         received: Instant,
     ) -> Handled {
         self.decide(self.read(body, properties), received).await
@@ -173,7 +173,7 @@ impl<S: Store> Service<S> {
     /// Parses a request and chooses its reply's route: pure and cheap, no
     /// cache lookup, so that the delivery's log span can be made once
     /// with the callid and source ([`Request`]).
-    pub fn read(&self, body: &[u8], properties: &RequestProperties) -> Request {
+    pub fn read(&self, body: &[u8], properties: &RequestProperties<'_>) -> Request {
         let inbound = parse_request(body, self.max_message_bytes);
         let route = ReplyRoute::choose(
             properties,
@@ -620,7 +620,7 @@ mod tests {
     #[tokio::test]
     async fn garbage_with_a_reply_to_is_answered_malformed() {
         let props = RequestProperties {
-            reply_to: Some("q".into()),
+            reply_to: Some("q"),
             ..Default::default()
         };
         let handled = service(MemoryStore::sample())
