@@ -26,7 +26,7 @@ use crate::service::{Action, Handled, Request, Service, Store};
 use crate::settings::Settings;
 use crate::telemetry::events::{ReplyUnroutable, RequestAnswered, RequestDeadLettered};
 use crate::telemetry::metrics::{InHand, UNKNOWN_KIND};
-use crate::telemetry::traces::{Consumed, DeliveryTrace, Sent};
+use crate::telemetry::traces::{Consumed, DeliveryTrace, IdsText, Sent};
 
 /// Pauses between publishes of a refused reply.
 const REPUBLISH_START: Duration = Duration::from_millis(20);
@@ -68,7 +68,7 @@ impl<S: Store> DeliveryTask<S> {
         // Only the reply is needed from here on, which may be republished
         // until the deadline: a large request body is not held that long.
         drop(delivery.data);
-        let ids = trace.span_context();
+        let ids = IdsText::of(trace.span_context());
         // At the highest level, so that the span is on whenever any line
         // is: at `info` it was off under `RUST_LOG=warn`, and the
         // warnings about a delivery did not say which one.

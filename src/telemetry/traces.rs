@@ -290,6 +290,42 @@ fn shared(text: &str) -> StringValue {
     })
 }
 
+/// A span context's trace and span ids as the lowercase hexadecimal of
+/// W3C trace context, for the log span of a delivery. Written into the
+/// stack with `hex`: through the ids' own `Display`, each went through
+/// `core::fmt`'s padded integer formatting (docs/performance.md, "The log
+/// span").
+pub struct IdsText {
+    trace_id: [u8; 32],
+    span_id: [u8; 16],
+}
+
+impl IdsText {
+    /// The ids of `context`.
+    pub fn of(context: &SpanContext) -> Self {
+        let mut text = Self {
+            trace_id: [0; 32],
+            span_id: [0; 16],
+        };
+        // Cannot fail: each buffer is twice its id's length.
+        let written = hex::encode_to_slice(context.trace_id().to_bytes(), &mut text.trace_id).and(
+            hex::encode_to_slice(context.span_id().to_bytes(), &mut text.span_id),
+        );
+        debug_assert!(written.is_ok());
+        text
+    }
+
+    /// The trace id: 32 hexadecimal digits.
+    pub fn trace_id(&self) -> &str {
+        std::str::from_utf8(&self.trace_id).unwrap_or_default()
+    }
+
+    /// The span id: 16 hexadecimal digits.
+    pub fn span_id(&self) -> &str {
+        std::str::from_utf8(&self.span_id).unwrap_or_default()
+    }
+}
+
 /// The context of a span that is not recorded: a new span id in the
 /// parent's trace, keeping its sampled flag and trace state, or a new
 /// trace, not sampled, when there is no parent.
@@ -326,8 +362,27 @@ fn destination(exchange: &str, routing_key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use opentelemetry::trace::{SpanId, TraceId};
+    use proptest::prelude::*;
 
     use super::*;
+
+    proptest! {
+        /// The ids as text are what their `Display` writes, the form
+        /// `traceparent` carries.
+        #[test]
+        fn ids_text_is_the_ids_display(trace in any::<u128>(), span in any::<u64>()) {
+            let context = SpanContext::new(
+                TraceId::from_bytes(trace.to_be_bytes()),
+                SpanId::from_bytes(span.to_be_bytes()),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::NONE,
+            );
+            let text = IdsText::of(&context);
+            prop_assert_eq!(text.trace_id(), context.trace_id().to_string());
+            prop_assert_eq!(text.span_id(), context.span_id().to_string());
+        }
+    }
 
     fn parent(flags: TraceFlags) -> SpanContext {
         SpanContext::new(
