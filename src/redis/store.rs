@@ -110,7 +110,8 @@ impl RedisStore {
     /// `P:call:<callid>`.
     pub(super) fn call_key(&self, callid: &str) -> String {
         // Built once a request: `concat` sizes it once, without `format!`'s
-        // machinery (docs/performance.md, "The call lookup").
+        // machinery (docs/performance.md, "The call lookup and the
+        // request's properties").
         [&self.prefix, ":call:", callid].concat()
     }
 

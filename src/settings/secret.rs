@@ -82,7 +82,7 @@ const PASSWORD_QUERY_KEYS: [&str; 2] = ["pass", "password"];
 const PLAIN_FRAGMENT: &str = "insecure";
 
 /// The URL with its password, the values of the query keys but those of
-/// [`PLAIN_QUERY_KEYS`], the keys but those and [`PASSWORD_QUERY_KEYS`],
+/// `PLAIN_QUERY_KEYS`, the keys but those and `PASSWORD_QUERY_KEYS`,
 /// and any fragment but `#insecure` replaced by `***`. Text that is not a URL with a path or authority
 /// (`amqp:user:pw@host` parses as one without) is shown only when it holds
 /// neither `@` nor `?`, since it may still hold a secret.
