@@ -314,24 +314,29 @@ const PROBE_ID: &str = "\u{1}lcm-worker readiness probe";
 
 /// The call lookup, run by Redis in one step: the fields' lengths first,
 /// so that an oversized field (another system writes the record) is never
-/// sent whole, then whether the record exists (a record without either
-/// field is another error than no record) and the two fields. One round
-/// trip: each costs the worker about as much as the rest of a request's
-/// Redis work (docs/performance.md), and a script is atomic, so the record
-/// cannot change between the check and the read.
+/// sent whole, then the two fields, and only when both are absent whether
+/// the record exists (a record without either field is another error than
+/// no record). One round trip: each costs the worker about as much as the
+/// rest of a request's Redis work (docs/performance.md), and a script is
+/// atomic, so the record cannot change between the check and the read.
 ///
-/// Returns `{exists, campaign_id length, account_number length,
-/// campaign_id, account_number}`, the values `false` (nil) when absent or
-/// over `ARGV[1]` bytes.
+/// Returns the two fields (nil when absent), or their two lengths when
+/// either is over `ARGV[1]` bytes, or nil when there is no record. As few
+/// values as that: redis-rs parses each value of a reply at a cost of
+/// about a thousand instructions (docs/performance.md, "The call lookup's
+/// reply").
 const CALL_LOOKUP: &str = r"
 local max = tonumber(ARGV[1])
 local campaign = redis.call('HSTRLEN', KEYS[1], 'campaign_id')
 local account = redis.call('HSTRLEN', KEYS[1], 'account_number')
 if campaign > max or account > max then
-  return {1, campaign, account, false, false}
+  return {campaign, account}
 end
 local fields = redis.call('HMGET', KEYS[1], 'campaign_id', 'account_number')
-return {redis.call('EXISTS', KEYS[1]), campaign, account, fields[1], fields[2]}
+if not fields[1] and not fields[2] and redis.call('EXISTS', KEYS[1]) == 0 then
+  return false
+end
+return fields
 ";
 
 /// The call lookup, also sent by the readiness probe, so that it runs
@@ -352,8 +357,41 @@ fn call_lookup(key: &str, max_field_bytes: usize) -> redis::Cmd {
     cmd
 }
 
-/// What [`CALL_LOOKUP`] returns.
-type CallReply = (bool, usize, usize, RawValue, RawValue);
+/// What [`CALL_LOOKUP`] returns, read.
+#[derive(Debug, PartialEq)]
+enum CallReply {
+    /// No record at the key.
+    Absent,
+    /// The record's `campaign_id` and `account_number`, each `None` when
+    /// the record lacks it.
+    Fields(RawValue, RawValue),
+    /// The two fields' lengths, one of them over the limit.
+    Oversized(usize, usize),
+}
+
+impl redis::FromRedisValue for CallReply {
+    fn from_redis_value(value: redis::Value) -> Result<Self, redis::ParsingError> {
+        use redis::Value;
+        match value {
+            Value::Nil => Ok(Self::Absent),
+            Value::Array(values) => match <[Value; 2]>::try_from(values) {
+                Ok([Value::Int(campaign), Value::Int(account)]) => {
+                    // redis-rs would cast a negative length to a huge one.
+                    let length = |n: i64| {
+                        usize::try_from(n).map_err(|_| format!("call lookup answered length {n}"))
+                    };
+                    Ok(Self::Oversized(length(campaign)?, length(account)?))
+                }
+                Ok([campaign, account]) => Ok(Self::Fields(
+                    redis::from_redis_value(campaign)?,
+                    redis::from_redis_value(account)?,
+                )),
+                Err(values) => Err(format!("call lookup answered {} values", values.len()).into()),
+            },
+            other => Err(format!("call lookup answered {other:?}").into()),
+        }
+    }
+}
 
 fn list_head(pipe: &mut redis::Pipeline, key: &str, last: isize) {
     pipe.strlen(key).getrange(key, 0, last);
@@ -377,18 +415,23 @@ impl Store for RedisStore {
     async fn call(&self, callid: &str) -> Result<Option<CallRecord>, StoreError> {
         let key = self.call_key(callid);
         let max = self.max_field_bytes;
-        let (exists, campaign_length, account_length, campaign_id, account_number): CallReply =
-            self.query(RedisOperation::Call, &call_lookup(&key, max))
-                .await?;
-        field_within(CAMPAIGN_ID, campaign_length, max)?;
-        field_within(ACCOUNT_NUMBER, account_length, max)?;
-        if !exists {
-            return Ok(None);
+        match self
+            .query(RedisOperation::Call, &call_lookup(&key, max))
+            .await?
+        {
+            CallReply::Absent => Ok(None),
+            CallReply::Fields(campaign_id, account_number) => Ok(Some(CallRecord {
+                campaign_id: text(campaign_id)?,
+                account_number: text(account_number)?,
+            })),
+            CallReply::Oversized(campaign_length, account_length) => {
+                field_within(CAMPAIGN_ID, campaign_length, max)?;
+                field_within(ACCOUNT_NUMBER, account_length, max)?;
+                Err(StoreError::BadData(
+                    "the call lookup named no field over the limit".to_owned(),
+                ))
+            }
         }
-        Ok(Some(CallRecord {
-            campaign_id: text(campaign_id)?,
-            account_number: text(account_number)?,
-        }))
     }
 
     async fn outcome_list(&self, campaign_id: &str) -> Result<Option<String>, StoreError> {
@@ -469,6 +512,31 @@ mod tests {
         }
         let io = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
         assert!(matches!(store_error(io), StoreError::Unavailable(_)));
+    }
+
+    #[test]
+    fn the_call_lookups_reply_is_read_by_its_shape() {
+        let read = |resp: &str| {
+            let value = redis::parse_redis_value(resp.as_bytes()).expect("a RESP value");
+            redis::from_redis_value::<CallReply>(value)
+        };
+        assert_eq!(read("_\r\n").unwrap(), CallReply::Absent);
+        assert_eq!(read("$-1\r\n").unwrap(), CallReply::Absent);
+        assert_eq!(
+            read("*2\r\n$2\r\n17\r\n$4\r\n1234\r\n").unwrap(),
+            CallReply::Fields(Some(b"17".to_vec()), Some(b"1234".to_vec()))
+        );
+        assert_eq!(
+            read("*2\r\n$-1\r\n$-1\r\n").unwrap(),
+            CallReply::Fields(None, None)
+        );
+        assert_eq!(
+            read("*2\r\n:5000\r\n:3\r\n").unwrap(),
+            CallReply::Oversized(5000, 3)
+        );
+        for unexpected in ["*3\r\n:1\r\n:2\r\n:3\r\n", ":1\r\n", "*2\r\n:-1\r\n:3\r\n"] {
+            assert!(read(unexpected).is_err(), "{unexpected:?}");
+        }
     }
 
     #[test]
