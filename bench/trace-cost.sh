@@ -23,7 +23,11 @@ if [[ -n ${LCM_TRACE_BASELINE:-} ]]; then
   LCM_COMPARE_BASELINE=$LCM_TRACE_BASELINE bench/compare.sh "$rounds" "$seconds"
 fi
 
-cargo build --release --quiet --bin lcm-worker --example otlp_sink
+# Two builds: built together, the worker would get the features the
+# example's dev-dependencies turn on (tokio's `test-util`, whose clock
+# every timer and `Instant::now` consults), which the shipped binary has not.
+cargo build --release --quiet --bin lcm-worker
+cargo build --release --quiet --example otlp_sink
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 target/release/examples/otlp_sink "$port" &
 sink=$!
