@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Compares lcm-worker with the echo yardstick (examples/echo.rs) under the
-# same `lcm-worker bench` loads, alternating the two in every round, and
+# same `lcm-worker bench` loads, alternating the two at every load of every
+# round (a process of each per load), and
 # prints one table of medians with lcm-worker's ratio to echo.
 #
 #   bench/compare.sh [ROUNDS] [SECONDS]      # defaults: 3 rounds of 10 s per load
@@ -52,8 +53,13 @@ trap cleanup EXIT
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-measure() { # round target
-  local round=$1 target=$2 flags=()
+# One process per target and load, so that the targets take a load one
+# right after the other: this machine's speed drifts by a tenth and more
+# within minutes (the load generator's own CPU per request moves with it),
+# and a round that ran each target through all three loads put a minute
+# between echo's and the worker's turn at the same load.
+measure() { # round target load
+  local round=$1 target=$2 load=$3 flags=()
   case $target in
     echo) LCM__AMQP__PREFETCH=64 "$echo_bin" 2>>"$out/echo.log" & ;;
     # shellcheck disable=SC2086
@@ -65,17 +71,15 @@ measure() { # round target
   target_pid=$!
   [[ $target == echo ]] && flags=(--no-check)
   bench_wait_consuming "$target_pid" "$run.queue"
-  for load in "${loads[@]}"; do
-    local name=${load%%:*} args=${load#*:}
-    local before after
-    before=$(cpu_ticks "$target_pid")
-    # shellcheck disable=SC2086
-    "$bin" bench $args --duration "${seconds}s" --calls 10000 --campaigns 50 --outcomes 8 \
-      --json --no-progress "${flags[@]}" >"$out/$round.$target.$name.json" || true
-    after=$(cpu_ticks "$target_pid")
-    echo "$round $target $name $(( after - before ))" >>"$out/cpu.txt"
-    echo "round $round $target $name: $(tr -d '\n' <"$out/$round.$target.$name.json" | cut -c1-160)" >&2
-  done
+  local name=${load%%:*} args=${load#*:}
+  local before after
+  before=$(cpu_ticks "$target_pid")
+  # shellcheck disable=SC2086
+  "$bin" bench $args --duration "${seconds}s" --calls 10000 --campaigns 50 --outcomes 8 \
+    --json --no-progress "${flags[@]}" >"$out/$round.$target.$name.json" || true
+  after=$(cpu_ticks "$target_pid")
+  echo "$round $target $name $(( after - before ))" >>"$out/cpu.txt"
+  echo "round $round $target $name: $(tr -d '\n' <"$out/$round.$target.$name.json" | cut -c1-160)" >&2
   echo "$round $target $(awk '/VmHWM/ {print $2}' "/proc/$target_pid/status")" >>"$out/rss.txt"
   kill -TERM "$target_pid"
   wait "$target_pid" || true
@@ -83,10 +87,12 @@ measure() { # round target
 }
 
 for round in $(seq 1 "$rounds"); do
-  # Rotate which goes first, so that none always meets a warmer broker.
-  shift_by=$(( (round - 1) % ${#targets[@]} ))
-  order=("${targets[@]:shift_by}" "${targets[@]:0:shift_by}")
-  for target in "${order[@]}"; do measure "$round" "$target"; done
+  for load in "${loads[@]}"; do
+    # Rotate which goes first, so that none always meets a warmer broker.
+    shift_by=$(( (round - 1) % ${#targets[@]} ))
+    order=("${targets[@]:shift_by}" "${targets[@]:0:shift_by}")
+    for target in "${order[@]}"; do measure "$round" "$target" "$load"; done
+  done
 done
 
 python3 bench/tools.py compare-table "$out" "$ticks_per_second" "$rounds" "$seconds"
