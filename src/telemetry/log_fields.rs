@@ -14,7 +14,7 @@
 //! one piece; messages, errors and other strings go to `DefaultVisitor`,
 //! and everything while colour is on to `DefaultFields`.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
 use tracing::span::Record;
@@ -44,7 +44,7 @@ impl<'writer> FormatFields<'writer> for PlainFields {
         // grow, and be copied, five or six times.
         let mut text = String::with_capacity(FIELDS_CAPACITY);
         let mut visitor = PlainVisitor {
-            writer: Writer::new(&mut text),
+            text: &mut text,
             is_empty: true,
             result: Ok(()),
         };
@@ -55,7 +55,9 @@ impl<'writer> FormatFields<'writer> for PlainFields {
 }
 
 struct PlainVisitor<'a> {
-    writer: Writer<'a>,
+    /// Written to directly, not through a `Writer`: a `String` cannot fail
+    /// a write, and the name, `=` and quotes go without a call each.
+    text: &'a mut String,
     /// Nothing written yet: the next field goes without a space before it.
     is_empty: bool,
     result: fmt::Result,
@@ -71,20 +73,23 @@ fn writes_directly(field: &Field) -> bool {
 impl PlainVisitor<'_> {
     /// `name=value`, after a space unless it is the first field.
     fn write(&mut self, name: &str, quoted: bool, value: &str) {
-        let separator = if std::mem::take(&mut self.is_empty) {
-            ""
+        if !std::mem::take(&mut self.is_empty) {
+            self.text.push(' ');
+        }
+        self.text.push_str(name);
+        self.text.push('=');
+        if quoted {
+            self.text.push('"');
+            self.text.push_str(value);
+            self.text.push('"');
         } else {
-            " "
-        };
-        let quote = if quoted { "\"" } else { "" };
-        self.result = [separator, name, "=", quote, value, quote]
-            .into_iter()
-            .try_for_each(|part| self.writer.write_str(part));
+            self.text.push_str(value);
+        }
     }
 
     /// Lets `DefaultVisitor` write `field`.
     fn delegate(&mut self, field: &Field, record: impl FnOnce(&mut DefaultVisitor<'_>)) {
-        let mut visitor = DefaultVisitor::new(self.writer.by_ref(), self.is_empty);
+        let mut visitor = DefaultVisitor::new(Writer::new(self.text), self.is_empty);
         record(&mut visitor);
         self.result = visitor.finish();
         // It skips `log.*` fields (the `log` crate's metadata) without
@@ -144,7 +149,7 @@ impl Visit for PlainVisitor<'_> {
             // the value's `Debug` too, but paints the first two.
             self.write(field.name(), false, "");
             if self.result.is_ok() {
-                self.result = write!(self.writer, "{value:?}");
+                self.result = write!(self.text, "{value:?}");
             }
         } else {
             self.delegate(field, |v| v.record_debug(field, value));
