@@ -154,5 +154,29 @@ class Helpers(unittest.TestCase):
         self.assertEqual(tools.growth_data(out, "outcomes").splitlines()[1], "8 100.00 9 100.0 100.00")
 
 
+class MachineTable(unittest.TestCase):
+    def test_each_process_is_counted_per_request_answered(self):
+        # 100 ticks a second; 1,000 answered: a tick is 10 µs a request.
+        ticks = [["1", "echo", "0", "0", "0", "0", "0", "200", "3", "50", "400", "20"],
+                 ["1", "worker", "0", "0", "0", "0", "0", "100", "40", "70", "500", "10"]]
+        reports = {("1", "echo"): report(1000, 1, 1, 1000), ("1", "worker"): report(900, 1, 1, 1000)}
+        times = {("1", "echo"): 0.06, ("1", "worker"): 0.05}
+        rows = tools.machine_rows(ticks, reports, times, 100)
+        self.assertEqual([r["target"] for r in rows], ["echo", "worker"])
+        self.assertAlmostEqual(rows[0]["broker"], 2000.0)
+        self.assertAlmostEqual(rows[0]["redis"], 30.0)
+        self.assertAlmostEqual(rows[0]["bench"], 60.0)
+        self.assertAlmostEqual(rows[1]["target_cpu"], 700.0)
+        self.assertAlmostEqual(rows[1]["busy"], 5000.0)
+        self.assertAlmostEqual(rows[1]["idle"], 100.0)
+        lines = tools.machine_table(rows)
+        self.assertIn("| median | worker | 900 | 1000.0 | 400.0 | 50.0 | 700.0 | 5000.0 | 100.0 |", lines)
+
+    def test_a_run_that_answered_nothing_is_left_out(self):
+        ticks = [["1", "echo", "0", "0", "0", "0", "0", "1", "1", "1", "1", "1"]]
+        rows = tools.machine_rows(ticks, {("1", "echo"): report(0, 0, 0, 0)}, {("1", "echo"): 0.1}, 100)
+        self.assertEqual(rows, [])
+
+
 if __name__ == "__main__":
     unittest.main()

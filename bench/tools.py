@@ -10,6 +10,7 @@
     tools.py growth-report OUT HZ COMMIT SECONDS RATE   growth.sh's points as one JSON report
     tools.py growth-data JSON SWEEP                one sweep of that report as gnuplot data
     tools.py stall-table OUT HZ SECONDS HOLD_MS    stall.sh's held / free summary
+    tools.py machine-table OUT HZ                  machine-cpu.sh's CPU per request by process
 
 Standard library only. The pure parts are tested: python3 -m unittest bench/test_tools.py
 """
@@ -448,7 +449,74 @@ def cmd_stall_table(out, hz, seconds, hold_ms):
     return 1 if invalid else 0
 
 
+# ---- machine-cpu.sh
+
+MACHINE_COLUMNS = ["broker", "redis", "bench", "target", "busy", "idle"]
+
+
+def machine_rows(ticks, reports, times, hz):
+    """ticks: [[round, target, 5 counters before, 5 after]] (broker, Redis,
+    target, machine busy, machine idle, in clock ticks); reports: {(round,
+    target): bench JSON}; times: {(round, target): the load generator's
+    user + system seconds}. Returns one row per run: round, target,
+    throughput and each column of MACHINE_COLUMNS in CPU µs per request."""
+    rows = []
+    for line in ticks:
+        r, t = line[0], line[1]
+        before, after = [int(x) for x in line[2:7]], [int(x) for x in line[7:12]]
+        report = reports[(r, t)]
+        answered = report["answered"]
+        if not answered:
+            continue
+        spent = [(a - b) / hz / answered * 1e6 for a, b in zip(after, before)]
+        broker, redis, target, busy, idle = spent
+        bench = times[(r, t)] / answered * 1e6
+        rows.append({"round": r, "target": t, "thr": report["throughput_per_s"],
+                     "broker": broker, "redis": redis, "bench": bench, "target_cpu": target,
+                     "busy": busy, "idle": idle})
+    return rows
+
+
+def machine_table(rows):
+    """The Markdown table machine-cpu.sh prints: every run, then the medians."""
+    lines = ["\nCPU µs per request answered, one closed loop at 64 in flight per run\n",
+             "| run | target | throughput /s | broker | Redis | load generator | echo or worker "
+             "| machine busy | machine idle |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    cells = lambda x: (f"{x['thr']:.0f} | {x['broker']:.1f} | {x['redis']:.1f} | {x['bench']:.1f} "
+                       f"| {x['target_cpu']:.1f} | {x['busy']:.1f} | {x['idle']:.1f}")
+    for row in rows:
+        lines.append(f"| {row['round']} | {row['target']} | {cells(row)} |")
+    for target in ["echo", "worker"]:
+        mine = [row for row in rows if row["target"] == target]
+        if mine:
+            med = {k: median([row[k] for row in mine])
+                   for k in ["thr", "broker", "redis", "bench", "target_cpu", "busy", "idle"]}
+            lines.append(f"| median | {target} | {cells(med)} |")
+    return lines
+
+
+def cmd_machine_table(out, hz):
+    hz = int(hz)
+    ticks = read_pairs(os.path.join(out, "ticks.txt"), 12)
+    reports, times = {}, {}
+    for line in ticks:
+        key = (line[0], line[1])
+        try:
+            with open(os.path.join(out, f"{key[0]}.{key[1]}.json")) as f:
+                reports[key] = json.load(f)
+            with open(os.path.join(out, f"{key[0]}.{key[1]}.time")) as f:
+                user, system = f.read().split()[-2:]
+            times[key] = float(user) + float(system)
+        except (OSError, ValueError):
+            continue
+    ticks = [line for line in ticks if (line[0], line[1]) in reports and (line[0], line[1]) in times]
+    for line in machine_table(machine_rows(ticks, reports, times, hz)):
+        print(line)
+
+
 COMMANDS = {
+    "machine-table": cmd_machine_table,
     "compare-table": cmd_compare_table,
     "soak-watch": cmd_soak_watch,
     "gnuplot-data": cmd_gnuplot_data,

@@ -26,6 +26,11 @@ const TASKS: &[(&str, &[&str], &str)] = &[
         "[ROUNDS] [SECONDS]  export off against LCM_TRACE_BASELINE, export on against off",
     ),
     (
+        "machine-cpu",
+        &["bench/machine-cpu.sh"],
+        "[ROUNDS] [SECONDS]  CPU per request of broker, Redis, load generator and target",
+    ),
+    (
         "soak",
         &["bench/soak.sh"],
         "[RATE|auto] [DURATION]  steady load for a long time, watched for leaks",
