@@ -26,11 +26,7 @@ cd "$(dirname "$0")/.."
 rounds=${1:-3}
 seconds=${2:-10}
 
-# Two builds: built together, the worker would get the features the
-# example's dev-dependencies turn on (tokio's `test-util`, whose clock
-# every timer and `Instant::now` consults), which the shipped binary has not.
-cargo build --release --quiet --bin lcm-worker
-cargo build --release --quiet --example echo
+bench_build echo
 bin=target/release/lcm-worker
 worker_bin=${LCM_COMPARE_WORKER:-$bin}
 echo_bin=target/release/examples/echo
@@ -50,8 +46,6 @@ cleanup() {
   bench_remove "$run" compare.sh
 }
 trap cleanup EXIT
-
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 # One process per target and load, so that the targets take a load one
 # right after the other: this machine's speed drifts by a tenth and more
@@ -73,11 +67,11 @@ measure() { # round target load
   bench_wait_consuming "$target_pid" "$run.queue"
   local name=${load%%:*} args=${load#*:}
   local before after
-  before=$(cpu_ticks "$target_pid")
+  before=$(bench_cpu_ticks "$target_pid")
   # shellcheck disable=SC2086
   "$bin" bench $args --duration "${seconds}s" --calls 10000 --campaigns 50 --outcomes 8 \
     --json --no-progress "${flags[@]}" >"$out/$round.$target.$name.json" || true
-  after=$(cpu_ticks "$target_pid")
+  after=$(bench_cpu_ticks "$target_pid")
   echo "$round $target $name $(( after - before ))" >>"$out/cpu.txt"
   echo "round $round $target $name: $(tr -d '\n' <"$out/$round.$target.$name.json" | cut -c1-160)" >&2
   echo "$round $target $(awk '/VmHWM/ {print $2}' "/proc/$target_pid/status")" >>"$out/rss.txt"
@@ -87,10 +81,10 @@ measure() { # round target load
 }
 
 for round in $(seq 1 "$rounds"); do
+  # Rotate which goes first, so that none always meets a warmer broker.
+  shift_by=$(( (round - 1) % ${#targets[@]} ))
+  order=("${targets[@]:shift_by}" "${targets[@]:0:shift_by}")
   for load in "${loads[@]}"; do
-    # Rotate which goes first, so that none always meets a warmer broker.
-    shift_by=$(( (round - 1) % ${#targets[@]} ))
-    order=("${targets[@]:shift_by}" "${targets[@]:0:shift_by}")
     for target in "${order[@]}"; do measure "$round" "$target" "$load"; done
   done
 done

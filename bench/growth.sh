@@ -132,10 +132,10 @@ point() { # sweep x prefetch bench-args...
   local sweep=$1 x=$2 prefetch=$3 before after
   shift 3
   start_worker "$sweep" "$x" "$prefetch"
-  before=$(awk '{print $14 + $15}' "/proc/$worker_pid/stat")
+  before=$(bench_cpu_ticks "$worker_pid")
   "$bin" bench "$@" --duration "${seconds}s" --json --no-progress >"$out/$sweep.$x.json" \
     2>>"$out/bench.log" || true
-  after=$(awk '{print $14 + $15}' "/proc/$worker_pid/stat")
+  after=$(bench_cpu_ticks "$worker_pid")
   stop_worker "$sweep" "$x"
   echo "$sweep $x $(( after - before ))" >>"$out/cpu.txt"
   echo "$sweep $x $*" >>"$out/loads.txt"

@@ -61,6 +61,19 @@ bench_binary() {
   fi
 }
 
+# bench_build EXAMPLE: the release build of the worker, then of EXAMPLE. Two
+# builds: built together, the worker would get the features the example's
+# dev-dependencies turn on (tokio's `test-util`, whose clock every timer and
+# `Instant::now` consults), which the shipped binary has not.
+bench_build() {
+  cargo build --release --quiet --bin lcm-worker
+  cargo build --release --quiet --example "$1"
+}
+
+# bench_cpu_ticks PID: the process's user + system CPU time so far, in clock
+# ticks (getconf CLK_TCK a second).
+bench_cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
 # bench_rss PID: the process's resident memory now, in kB.
 bench_rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 

@@ -17,9 +17,7 @@ cd "$(dirname "$0")/.."
 rounds=${1:-3}
 seconds=${2:-10}
 
-# Two builds, as compare.sh builds them (see there).
-cargo build --release --quiet --bin lcm-worker
-cargo build --release --quiet --example echo
+bench_build echo
 bin=target/release/lcm-worker
 worker_bin=${LCM_COMPARE_WORKER:-$bin}
 echo_bin=target/release/examples/echo
@@ -38,7 +36,6 @@ broker_pid=$(rabbitmqctl -q eval 'os:getpid().' | tr -dc '0-9')
 redis_pid=$(redis-cli info server | awk -F: '/^process_id:/ {print $2}' | tr -dc '0-9')
 [[ -n $broker_pid && -n $redis_pid ]] || { echo "broker or Redis process not found" >&2; exit 1; }
 
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # Busy (user, nice, system, irq, softirq, steal) and idle (idle, iowait) ticks.
 machine() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6}' /proc/stat; }
 
@@ -51,11 +48,11 @@ measure() { # round target
   target_pid=$!
   bench_wait_consuming "$target_pid" "$run.queue"
   local before after
-  before="$(ticks "$broker_pid") $(ticks "$redis_pid") $(ticks "$target_pid") $(machine)"
+  before="$(bench_cpu_ticks "$broker_pid") $(bench_cpu_ticks "$redis_pid") $(bench_cpu_ticks "$target_pid") $(machine)"
   /usr/bin/time -f "%U %S" -o "$out/$round.$target.time" \
     "$bin" bench --concurrency 64 --duration "${seconds}s" --calls 10000 --campaigns 50 \
     --outcomes 8 --json --no-progress "${flags[@]}" >"$out/$round.$target.json" || true
-  after="$(ticks "$broker_pid") $(ticks "$redis_pid") $(ticks "$target_pid") $(machine)"
+  after="$(bench_cpu_ticks "$broker_pid") $(bench_cpu_ticks "$redis_pid") $(bench_cpu_ticks "$target_pid") $(machine)"
   echo "$round $target $before $after" >>"$out/ticks.txt"
   echo "round $round $target: $(tr -d '\n' <"$out/$round.$target.json" | cut -c1-120)" >&2
   kill -TERM "$target_pid"

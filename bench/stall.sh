@@ -59,10 +59,10 @@ unacked() { # messages of the request queue delivered and not yet settled
 
 phase() { # round name
   local before after
-  before=$(awk '{print $14 + $15}' "/proc/$worker_pid/stat")
+  before=$(bench_cpu_ticks "$worker_pid")
   "$bin" bench --concurrency "$concurrency" --duration "${seconds}s" --calls 10000 --campaigns 50 \
     --outcomes 8 --json --no-progress >"$out/$1.$2.json" || true
-  after=$(awk '{print $14 + $15}' "/proc/$worker_pid/stat")
+  after=$(bench_cpu_ticks "$worker_pid")
   echo "$1 $2 $(( after - before ))" >>"$out/cpu.txt"
   echo "round $1 $2: $(tr -d '\n' <"$out/$1.$2.json" | cut -c1-120)" >&2
 }

@@ -451,15 +451,13 @@ def cmd_stall_table(out, hz, seconds, hold_ms):
 
 # ---- machine-cpu.sh
 
-MACHINE_COLUMNS = ["broker", "redis", "bench", "target", "busy", "idle"]
-
-
 def machine_rows(ticks, reports, times, hz):
     """ticks: [[round, target, 5 counters before, 5 after]] (broker, Redis,
     target, machine busy, machine idle, in clock ticks); reports: {(round,
     target): bench JSON}; times: {(round, target): the load generator's
     user + system seconds}. Returns one row per run: round, target,
-    throughput and each column of MACHINE_COLUMNS in CPU µs per request."""
+    throughput, and the CPU µs per request of broker, redis, bench (the load
+    generator), target_cpu, and the machine's busy and idle time."""
     rows = []
     for line in ticks:
         r, t = line[0], line[1]
@@ -516,7 +514,6 @@ def cmd_machine_table(out, hz):
 
 
 COMMANDS = {
-    "machine-table": cmd_machine_table,
     "compare-table": cmd_compare_table,
     "soak-watch": cmd_soak_watch,
     "gnuplot-data": cmd_gnuplot_data,
@@ -525,6 +522,7 @@ COMMANDS = {
     "growth-report": cmd_growth_report,
     "growth-data": cmd_growth_data,
     "stall-table": cmd_stall_table,
+    "machine-table": cmd_machine_table,
 }
 
 if __name__ == "__main__":

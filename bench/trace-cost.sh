@@ -15,6 +15,7 @@
 # Needs what compare.sh needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 rounds=${1:-3}
 seconds=${2:-10}
 
@@ -23,11 +24,7 @@ if [[ -n ${LCM_TRACE_BASELINE:-} ]]; then
   LCM_COMPARE_BASELINE=$LCM_TRACE_BASELINE bench/compare.sh "$rounds" "$seconds"
 fi
 
-# Two builds: built together, the worker would get the features the
-# example's dev-dependencies turn on (tokio's `test-util`, whose clock
-# every timer and `Instant::now` consults), which the shipped binary has not.
-cargo build --release --quiet --bin lcm-worker
-cargo build --release --quiet --example otlp_sink
+bench_build otlp_sink
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 target/release/examples/otlp_sink "$port" &
 sink=$!
