@@ -1,12 +1,13 @@
 //! [`RedisStore`]: the service's [`Store`] port over Redis (docs/protocol.md
 //! section 6), with the shared multiplexed connections of the serving path.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::Duration;
 
 use deadpool_redis::redis;
 use deadpool_redis::redis::aio::MultiplexedConnection;
+use sha1::{Digest, Sha1};
 use tokio::time::Instant;
 
 use super::pool::{self, RedisPool};
@@ -48,6 +49,9 @@ pub struct RedisStore {
 struct SharedConnections {
     slots: Vec<SharedSlot>,
     next: AtomicUsize,
+    /// Whether the call lookup goes by the script's hash ([`CallLookup`]);
+    /// cleared for good when Redis refuses `EVALSHA` to the worker's user.
+    by_hash: AtomicBool,
 }
 
 /// How long a shared connection is used before the pool checks it again.
@@ -81,6 +85,7 @@ impl RedisStore {
             shared: Arc::new(SharedConnections {
                 slots,
                 next: AtomicUsize::new(0),
+                by_hash: AtomicBool::new(true),
             }),
         })
     }
@@ -143,7 +148,7 @@ impl RedisStore {
         let call = self.call_key(PROBE_ID);
         let list = self.outcomes_key(PROBE_ID);
         let mut pipe = redis::pipe();
-        pipe.add_command(call_lookup(&call, self.max_field_bytes));
+        pipe.add_command(call_lookup(Script::Text, &call, self.max_field_bytes));
         list_head(&mut pipe, &list, 0);
         list_whole(&mut pipe, &list);
         let mut conn = self.connection().await?;
@@ -339,22 +344,94 @@ end
 return fields
 ";
 
-/// The call lookup, also sent by the readiness probe, so that it runs
-/// exactly what requests run. `EVAL` with the script's text rather than
-/// `EVALSHA`: Redis keeps the compiled script by its hash either way, and a
-/// server restarted or failed over never answers `NOSCRIPT`.
-fn call_lookup(key: &str, max_field_bytes: usize) -> redis::Cmd {
+/// [`CALL_LOOKUP`]'s name in Redis's script cache.
+static CALL_LOOKUP_SHA: LazyLock<String> = LazyLock::new(|| script_sha(CALL_LOOKUP));
+
+/// The name Redis gives a script: the SHA-1 of its text, in lowercase hex.
+fn script_sha(text: &str) -> String {
+    hex::encode(Sha1::digest(text))
+}
+
+/// How the call lookup names its script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Script {
+    /// `EVALSHA` and the hash: 40 bytes for Redis to read, not the text's
+    /// 421 (docs/performance.md, "The call lookup by its hash").
+    Hash,
+    /// `EVAL` and the text, which Redis runs whether it holds the script or
+    /// not, and then holds it.
+    Text,
+}
+
+/// The call lookup's command. The readiness probe sends it with the text,
+/// so that it needs no more than a lookup needs, and loads the script.
+fn call_lookup(script: Script, key: &str, max_field_bytes: usize) -> redis::Cmd {
+    let (command, body) = match script {
+        Script::Hash => ("EVALSHA", CALL_LOOKUP_SHA.as_str()),
+        Script::Text => ("EVAL", CALL_LOOKUP),
+    };
     // Sized at once: grown argument by argument, the script's text made
     // the command's buffer reallocate twice on every request.
     const MAX_DIGITS: usize = 20;
-    let bytes = "EVAL".len() + CALL_LOOKUP.len() + 1 + key.len() + MAX_DIGITS;
+    let bytes = command.len() + body.len() + 1 + key.len() + MAX_DIGITS;
     let mut cmd = redis::Cmd::with_capacity(5, bytes);
-    cmd.arg("EVAL")
-        .arg(CALL_LOOKUP)
+    cmd.arg(command)
+        .arg(body)
         .arg(1)
         .arg(key)
         .arg(max_field_bytes);
     cmd
+}
+
+/// The call lookup as a request sends it: by the script's hash, and by
+/// its text when Redis does not hold the script (`NOSCRIPT`: restarted,
+/// failed over, flushed, or the script evicted) or the user may not run
+/// `EVALSHA` (an ACL that grants `EVAL` alone). The first costs that
+/// request one round trip more, and the `EVAL` makes Redis hold the script
+/// again; the second turns hashes off for the life of the process.
+struct CallLookup<'a> {
+    key: &'a str,
+    max_field_bytes: usize,
+    by_hash: &'a AtomicBool,
+}
+
+impl Command for CallLookup<'_> {
+    async fn send<T: redis::FromRedisValue>(
+        &self,
+        conn: &mut MultiplexedConnection,
+    ) -> redis::RedisResult<T> {
+        if self.by_hash.load(Ordering::Relaxed) {
+            let by_hash = call_lookup(Script::Hash, self.key, self.max_field_bytes);
+            match by_hash.query_async(conn).await {
+                Err(error) if error.kind() == NO_SCRIPT => {}
+                Err(error) if refuses_evalsha(&error) => {
+                    if self.by_hash.swap(false, Ordering::Relaxed) {
+                        tracing::warn!(
+                            %error,
+                            "Redis refuses EVALSHA to the worker's user: the call lookup \
+                             sends the script's text (EVAL) from now on; grant +evalsha \
+                             to spare Redis reading it (docs/deployment.md)"
+                        );
+                    }
+                }
+                answered => return answered,
+            }
+        }
+        let by_text = call_lookup(Script::Text, self.key, self.max_field_bytes);
+        by_text.query_async(conn).await
+    }
+}
+
+const NO_SCRIPT: redis::ErrorKind = redis::ErrorKind::Server(redis::ServerErrorKind::NoScript);
+
+/// `NOPERM` for `EVALSHA` itself (`... no permissions to run the 'evalsha'
+/// command`), not for a command the script runs, which is worded otherwise
+/// (see [`SCRIPT_REFUSALS`]) and refused by `EVAL` alike.
+fn refuses_evalsha(error: &redis::RedisError) -> bool {
+    error.code() == Some("NOPERM")
+        && error
+            .detail()
+            .is_some_and(|detail| detail.to_ascii_lowercase().contains("'evalsha'"))
 }
 
 /// What [`CALL_LOOKUP`] returns, read.
@@ -415,10 +492,12 @@ impl Store for RedisStore {
     async fn call(&self, callid: &str) -> Result<Option<CallRecord>, StoreError> {
         let key = self.call_key(callid);
         let max = self.max_field_bytes;
-        match self
-            .query(RedisOperation::Call, &call_lookup(&key, max))
-            .await?
-        {
+        let lookup = CallLookup {
+            key: &key,
+            max_field_bytes: max,
+            by_hash: &self.shared.by_hash,
+        };
+        match self.query(RedisOperation::Call, &lookup).await? {
             CallReply::Absent => Ok(None),
             CallReply::Fields(campaign_id, account_number) => Ok(Some(CallRecord {
                 campaign_id: text(campaign_id)?,
@@ -512,6 +591,47 @@ mod tests {
         }
         let io = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
         assert!(matches!(store_error(io), StoreError::Unavailable(_)));
+    }
+
+    #[test]
+    fn only_a_refused_evalsha_or_a_missing_script_sends_the_scripts_text() {
+        let missing = server_error("NOSCRIPT No matching script. Please use EVAL.");
+        assert_eq!(missing.kind(), NO_SCRIPT);
+        assert!(!refuses_evalsha(&missing));
+        for line in [
+            // Redis 7.0, and 7.2 and later (and Valkey), which name the user.
+            "NOPERM this user has no permissions to run the 'evalsha' command",
+            "NOPERM User lcm has no permissions to run the 'evalsha' command",
+        ] {
+            assert!(refuses_evalsha(&server_error(line)), "{line}");
+        }
+        for line in [
+            "NOPERM this user has no permissions to run the 'hmget' command",
+            "NOPERM No permissions to access a key",
+            "ERR ACL failure in script: User lcm has no permissions to run the 'hmget' command",
+            "ERR Error running script (call to f_1): 'evalsha' is not allowed",
+        ] {
+            let error = server_error(line);
+            assert!(
+                !refuses_evalsha(&error) && error.kind() != NO_SCRIPT,
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_script_is_named_as_redis_names_it() {
+        // `SCRIPT LOAD "return 1"`, as Redis's documentation shows it.
+        assert_eq!(
+            script_sha("return 1"),
+            "e0e1f9fabfc9d4800c877a703b823ac0578ff8db"
+        );
+        let command = |script| call_lookup(script, "lcm:call:1", 4096).get_packed_command();
+        let by_hash = String::from_utf8(command(Script::Hash)).unwrap();
+        assert!(by_hash.starts_with("*5\r\n$7\r\nEVALSHA\r\n$40\r\n"));
+        assert!(by_hash.contains(&*CALL_LOOKUP_SHA));
+        let by_text = String::from_utf8(command(Script::Text)).unwrap();
+        assert!(by_text.starts_with("*5\r\n$4\r\nEVAL\r\n") && by_text.contains(CALL_LOOKUP));
     }
 
     #[test]

@@ -76,7 +76,7 @@ impl RedisOperation {
     /// The Redis command (or pipeline) it sends, for its span.
     pub fn command(self) -> &'static str {
         match self {
-            Self::Call => "EVAL",
+            Self::Call => "EVALSHA",
             Self::Outcomes => "PIPELINE",
         }
     }

@@ -43,6 +43,7 @@ mod resilience {
     mod faults;
     mod load;
     mod log_pipe;
+    mod lookup_script;
     mod quorum;
     mod refusals;
     mod replicas;

@@ -114,7 +114,13 @@ async fn worker_spans_continue_the_requesters_trace_and_the_reply_carries_it_on(
             "{key}"
         );
     }
-    let lookup = named("EVAL");
+    // By the script's hash (src/redis/store.rs, `CallLookup`).
+    let lookup = named("EVALSHA");
+    assert_eq!(lookup.span.name, "EVALSHA");
+    assert_eq!(
+        lookup.attribute("db.operation.name").as_deref(),
+        Some("EVALSHA")
+    );
     assert_eq!(
         (lookup.span.kind, lookup.span.parent_span_id.clone()),
         (CLIENT, process.span.span_id.clone())
