@@ -36,6 +36,9 @@ pub struct RedisStore {
     /// Longest call record field read; a longer one is not fetched at all.
     max_field_bytes: usize,
     shared: Arc<SharedConnections>,
+    /// Whether the call lookup goes by the script's hash ([`CallLookup`]);
+    /// cleared for good when Redis refuses `EVALSHA` to the worker's user.
+    lookup_by_hash: Arc<AtomicBool>,
 }
 
 /// Multiplexed connections shared by all requests, refreshed from the pool.
@@ -49,9 +52,6 @@ pub struct RedisStore {
 struct SharedConnections {
     slots: Vec<SharedSlot>,
     next: AtomicUsize,
-    /// Whether the call lookup goes by the script's hash ([`CallLookup`]);
-    /// cleared for good when Redis refuses `EVALSHA` to the worker's user.
-    by_hash: AtomicBool,
 }
 
 /// How long a shared connection is used before the pool checks it again.
@@ -85,8 +85,8 @@ impl RedisStore {
             shared: Arc::new(SharedConnections {
                 slots,
                 next: AtomicUsize::new(0),
-                by_hash: AtomicBool::new(true),
             }),
+            lookup_by_hash: Arc::new(AtomicBool::new(true)),
         })
     }
 
@@ -495,7 +495,7 @@ impl Store for RedisStore {
         let lookup = CallLookup {
             key: &key,
             max_field_bytes: max,
-            by_hash: &self.shared.by_hash,
+            by_hash: &self.lookup_by_hash,
         };
         match self.query(RedisOperation::Call, &lookup).await? {
             CallReply::Absent => Ok(None),

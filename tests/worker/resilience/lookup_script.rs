@@ -45,7 +45,9 @@ async fn refusals_logged(env: &TestEnv, user: &str, command: &str) -> i64 {
         .query_async(&mut redis)
         .await
         .unwrap();
-    let is = |entry: &HashMap<String, Value>, key: &str, wanted: &str| matches!(entry.get(key), Some(Value::BulkString(text)) if text == wanted.as_bytes());
+    fn is(entry: &HashMap<String, Value>, key: &str, wanted: &str) -> bool {
+        matches!(entry.get(key), Some(Value::BulkString(text)) if text == wanted.as_bytes())
+    }
     entries
         .iter()
         .filter(|entry| is(entry, "username", user) && is(entry, "object", command))
