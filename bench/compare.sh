@@ -13,6 +13,8 @@
 #   LCM_COMPARE_WORKER_ENV="LCM__AMQP__PREFETCH=128"  # settings for the worker only
 #   LCM_COMPARE_BASELINE_ENV="LCM__AMQP__PREFETCH=64" # settings for the baseline only
 #       # (space-separated NAME=value): one build against itself, one setting apart
+#   LCM_COMPARE_ECHO_ENV="LCM_ECHO_LOOKUP=10000"     # settings for echo only: this one
+#       # makes echo read each request's call record first, as the worker does
 #
 # echo's prefetch is held at 64 whatever config/default.toml says, so that
 # the yardstick stays the one issue 14 measured.
@@ -55,7 +57,8 @@ trap cleanup EXIT
 measure() { # round target load
   local round=$1 target=$2 load=$3 flags=()
   case $target in
-    echo) LCM__AMQP__PREFETCH=64 "$echo_bin" 2>>"$out/echo.log" & ;;
+    # shellcheck disable=SC2086
+    echo) env LCM__AMQP__PREFETCH=64 ${LCM_COMPARE_ECHO_ENV:-} "$echo_bin" 2>>"$out/echo.log" & ;;
     # shellcheck disable=SC2086
     worker) env ${LCM_COMPARE_WORKER_ENV:-} "$worker_bin" 2>>"$out/worker.log" & ;;
     # shellcheck disable=SC2086

@@ -4,12 +4,25 @@
 //! BusinessOutCome reply to `reply_to` with publisher confirms and
 //! acknowledges after the confirm. No Redis, no parsing.
 //!
+//! With `LCM_ECHO_LOOKUP=N` set, each delivery first reads a call record
+//! through the worker's own Redis store (`RedisStore`: its pool, the call
+//! lookup's script by its hash, the reply read), as the worker does before
+//! it answers; the answer is not used. The record is the one `lcm-worker
+//! bench --calls N` sent the request about, found from the correlation id
+//! (`{run}-{sequence}`) without reading the body. That yardstick tells what
+//! the worker costs beyond its Redis round trip (docs/performance.md,
+//! "What the CPU target needs").
+//!
 //! Single-threaded runtime and one task per delivery, so that confirms
 //! overlap: a slow yardstick would flatter every ratio.
 //!
 //! ```sh
 //! cargo run --release --example echo   # reads the same configuration as lcm-worker
+//! LCM_ECHO_LOOKUP=10000 cargo run --release --example echo
 //! ```
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use futures_util::StreamExt;
 use lapin::options::{
@@ -19,13 +32,23 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::BasicProperties;
 use lcm_worker::amqp::{connect, topology};
+use lcm_worker::service::Store as _;
 use lcm_worker::settings::Settings;
+use lcm_worker::RedisStore;
 
 const REPLY: &[u8] = br#"{"channel":"LCM","topic":"WebService","subtopic":"BusinessOutCome","message":{"callid":"12345","response":[{"OutComeID":"101","Description":"Payment Done","CampaignID":"1","LeadScore":"0","ParentID":null},{"OutComeID":"102","Description":"Payment Failure","CampaignID":"1","LeadScore":"0","ParentID":null}]}}"#;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::load()?;
+    let lookup = match std::env::var("LCM_ECHO_LOOKUP") {
+        Ok(calls) => Some(Arc::new(Lookup {
+            store: RedisStore::new(&settings.redis)?,
+            calls: calls.parse()?,
+            missed: AtomicBool::new(false),
+        })),
+        Err(_) => None,
+    };
     let amqp = &settings.amqp;
     let connection = connect(&amqp.url, "lcm-echo", &amqp.tls).await?;
     let channel = connection.create_channel().await?;
@@ -48,7 +71,18 @@ async fn main() -> anyhow::Result<()> {
     while let Some(delivery) = consumer.next().await {
         let delivery = delivery?;
         let channel = channel.clone();
+        let lookup = lookup.clone();
         tokio::spawn(async move {
+            if let Some(lookup) = lookup {
+                let callid = lookup.callid(delivery.properties.correlation_id().as_ref());
+                // A yardstick that read nothing would cost Redis and the
+                // client less than the worker's lookups: say so, once.
+                if !matches!(lookup.store.call(&callid).await, Ok(Some(_)))
+                    && !lookup.missed.swap(true, Ordering::Relaxed)
+                {
+                    eprintln!("echo: no call record read for {callid}: is LCM_ECHO_LOOKUP the bench's --calls?");
+                }
+            }
             let Some(reply_to) = delivery.properties.reply_to().clone() else {
                 let _ = delivery
                     .acker
@@ -78,4 +112,28 @@ async fn main() -> anyhow::Result<()> {
         });
     }
     Ok(())
+}
+
+/// The call lookup of `LCM_ECHO_LOOKUP`.
+struct Lookup {
+    store: RedisStore,
+    /// The bench's `--calls`: request `n` is about call `n % calls`.
+    calls: u64,
+    /// Whether a lookup has found no record (said once).
+    missed: AtomicBool,
+}
+
+impl Lookup {
+    /// The callid `lcm-worker bench` sent with `correlation_id`
+    /// (`{run}-{sequence}`): `bench-{run}-{sequence % calls}`.
+    fn callid(&self, correlation_id: Option<&lapin::types::ShortString>) -> String {
+        let id = correlation_id.map_or("", |id| id.as_str());
+        match id.rsplit_once('-') {
+            Some((run, sequence)) => {
+                let n = sequence.parse::<u64>().unwrap_or(0) % self.calls.max(1);
+                format!("bench-{run}-{n}")
+            }
+            None => format!("bench-{id}"),
+        }
+    }
 }

@@ -74,3 +74,6 @@ pub mod settings;
 mod shutdown;
 mod telemetry;
 pub mod worker;
+
+/// The Redis store the worker reads, for examples/echo.rs's lookup.
+pub use self::redis::RedisStore;
