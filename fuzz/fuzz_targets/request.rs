@@ -132,8 +132,9 @@ thread_local! {
     );
 }
 
-/// Splits the input into the store's answers, the properties and the body.
-fn split(data: &[u8]) -> (FixedStore, RequestProperties, &[u8]) {
+/// Splits the input into the store's answers, the properties (`reply_to`,
+/// `correlation_id`, `message_id`, `app_id`) and the body.
+fn split(data: &[u8]) -> (FixedStore, [Option<String>; 4], &[u8]) {
     let (flags, list, mut rest) = match data {
         [flags, list, rest @ ..] => (*flags, *list, rest),
         _ => (0, 0, data),
@@ -152,13 +153,7 @@ fn split(data: &[u8]) -> (FixedStore, RequestProperties, &[u8]) {
         rest = tail;
         Some(String::from_utf8_lossy(value).into_owned())
     };
-    let properties = RequestProperties {
-        reply_to: property(0),
-        correlation_id: property(1),
-        message_id: property(2),
-        app_id: property(3),
-        ..RequestProperties::default()
-    };
+    let properties = [property(0), property(1), property(2), property(3)];
     (store, properties, rest)
 }
 
@@ -169,7 +164,14 @@ fn text<'a>(value: &'a Value, key: &str) -> &'a str {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let (store, properties, body) = split(data);
+    let (store, owned, body) = split(data);
+    let properties = RequestProperties {
+        reply_to: owned[0].as_deref(),
+        correlation_id: owned[1].as_deref(),
+        message_id: owned[2].as_deref(),
+        app_id: owned[3].as_deref(),
+        ..RequestProperties::default()
+    };
     let service = Service::new(store, MAX_MESSAGE_BYTES, Duration::from_secs(2));
     let handled = RUNTIME.with(|runtime| {
         runtime.borrow().block_on(service.handle(
@@ -188,12 +190,12 @@ fuzz_target!(|data: &[u8]| {
     match route {
         ReplyRoute::ReplyTo(key) => {
             assert!(!key.is_empty());
-            assert_eq!(Some(key), properties.reply_to.as_ref());
+            assert_eq!(Some(key.as_str()), properties.reply_to);
         }
         ReplyRoute::Source(key) => {
             assert!(!key.is_empty());
             assert!(
-                handled.source.as_ref() == Some(key) || properties.app_id.as_ref() == Some(key),
+                handled.source.as_ref() == Some(key) || properties.app_id == Some(key.as_str()),
                 "route {key:?} named by neither source nor app_id"
             );
         }
