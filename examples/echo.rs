@@ -9,7 +9,7 @@
 //! lookup's script by its hash, the reply read), as the worker does before
 //! it answers; the answer is not used. The record is the one `lcm-worker
 //! bench --calls N` sent the request about, found from the correlation id
-//! (`{run}-{sequence}`) without reading the body. That yardstick tells what
+//! without reading the body (`lcm_worker::cli::callid_of_request`). That yardstick tells what
 //! the worker costs beyond its Redis round trip (docs/performance.md,
 //! "What the CPU target needs").
 //!
@@ -32,6 +32,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::BasicProperties;
 use lcm_worker::amqp::{connect, topology};
+use lcm_worker::cli::callid_of_request;
 use lcm_worker::service::Store as _;
 use lcm_worker::settings::Settings;
 use lcm_worker::RedisStore;
@@ -74,14 +75,9 @@ async fn main() -> anyhow::Result<()> {
         let lookup = lookup.clone();
         tokio::spawn(async move {
             if let Some(lookup) = lookup {
-                let callid = lookup.callid(delivery.properties.correlation_id().as_ref());
-                // A yardstick that read nothing would cost Redis and the
-                // client less than the worker's lookups: say so, once.
-                if !matches!(lookup.store.call(&callid).await, Ok(Some(_)))
-                    && !lookup.missed.swap(true, Ordering::Relaxed)
-                {
-                    eprintln!("echo: no call record read for {callid}: is LCM_ECHO_LOOKUP the bench's --calls?");
-                }
+                lookup
+                    .read(delivery.properties.correlation_id().as_ref())
+                    .await;
             }
             let Some(reply_to) = delivery.properties.reply_to().clone() else {
                 let _ = delivery
@@ -124,16 +120,20 @@ struct Lookup {
 }
 
 impl Lookup {
-    /// The callid `lcm-worker bench` sent with `correlation_id`
-    /// (`{run}-{sequence}`): `bench-{run}-{sequence % calls}`.
-    fn callid(&self, correlation_id: Option<&lapin::types::ShortString>) -> String {
+    /// Reads the record of the call the request with `correlation_id` asks
+    /// about. A yardstick that read nothing would cost Redis and the client
+    /// less than the worker's lookups: that is said once.
+    async fn read(&self, correlation_id: Option<&lapin::types::ShortString>) {
         let id = correlation_id.map_or("", |id| id.as_str());
-        match id.rsplit_once('-') {
-            Some((run, sequence)) => {
-                let n = sequence.parse::<u64>().unwrap_or(0) % self.calls.max(1);
-                format!("bench-{run}-{n}")
-            }
-            None => format!("bench-{id}"),
+        let read = match callid_of_request(id, self.calls) {
+            Some(callid) => matches!(self.store.call(&callid).await, Ok(Some(_))),
+            None => false,
+        };
+        if !read && !self.missed.swap(true, Ordering::Relaxed) {
+            eprintln!(
+                "echo: no call record read for correlation id {id:?}: \
+                 is LCM_ECHO_LOOKUP the bench's --calls?"
+            );
         }
     }
 }

@@ -8,6 +8,9 @@ mod check;
 mod request;
 mod seed;
 
+#[cfg(feature = "bench")]
+pub use self::bench::callid_of_request;
+
 use std::io::Write;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};

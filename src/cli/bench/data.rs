@@ -85,7 +85,7 @@ impl DataSet {
             .collect::<Result<Vec<_>, _>>()?;
         let calls = (0..calls.max(1))
             .map(|n| {
-                let callid = format!("bench-{run_id}-{n}");
+                let callid = callid(run_id, n as u64);
                 let account = format!("{n}|bench|{run_id}");
                 let body = request_body(source, &callid, &account);
                 Call {
@@ -105,8 +105,7 @@ impl DataSet {
 
     /// The call the `seq`-th request asks about.
     pub fn call_for(&self, seq: u64) -> &Call {
-        // `calls` is never empty (see `generate`); the modulo keeps the index in range.
-        let index = usize::try_from(seq % self.calls.len() as u64).unwrap_or(0);
+        let index = usize::try_from(call_index(seq, self.calls.len() as u64)).unwrap_or(0);
         &self.calls[index]
     }
 
@@ -205,6 +204,42 @@ pub fn check_reply(body: &[u8], callid: &str, expected: &Value) -> Result<(), Mi
     Ok(())
 }
 
+/// The callid of call `n` of run `run_id`.
+fn callid(run_id: &str, n: u64) -> String {
+    format!("bench-{run_id}-{n}")
+}
+
+/// Which of `calls` calls the `seq`-th request asks about.
+fn call_index(seq: u64, calls: u64) -> u64 {
+    // `calls` is never 0 in a data set (see `generate`).
+    seq % calls.max(1)
+}
+
+/// The correlation id of the `seq`-th request of run `run_id`.
+pub fn correlation_id(run_id: &str, seq: u64) -> String {
+    format!("{run_id}-{seq}")
+}
+
+/// The sequence number of a request of run `run_id`, from the correlation
+/// id [`correlation_id`] gave it; `None` for any other id.
+pub fn sequence_of(correlation_id: &str, run_id: &str) -> Option<u64> {
+    correlation_id
+        .strip_prefix(run_id)?
+        .strip_prefix('-')?
+        .parse()
+        .ok()
+}
+
+/// The callid a request of a run of `calls` calls asks about, from its
+/// correlation id alone: for `examples/echo.rs`, which reads that call's
+/// record without parsing the body. `None` for an id the bench did not
+/// make.
+pub fn callid_of_request(correlation_id: &str, calls: u64) -> Option<String> {
+    let (run_id, _) = correlation_id.rsplit_once('-')?;
+    let seq = sequence_of(correlation_id, run_id)?;
+    Some(callid(run_id, call_index(seq, calls)))
+}
+
 fn request_body(source: &str, callid: &str, account: &str) -> Vec<u8> {
     crate::protocol::request_body(source, callid, account)
         .to_string()
@@ -269,6 +304,25 @@ mod tests {
         assert_eq!(campaigns, [0, 1, 0, 1, 0]);
         assert_eq!(data.campaigns[1].id, "bench-r1-c1");
         assert_eq!(data.call_for(7).callid, "bench-r1-2");
+    }
+
+    #[test]
+    fn a_requests_callid_follows_from_its_correlation_id() {
+        let data = data();
+        for seq in 0..12 {
+            assert_eq!(
+                callid_of_request(&correlation_id(&data.run_id, seq), 5).as_deref(),
+                Some(data.call_for(seq).callid.as_str()),
+                "seq {seq}"
+            );
+        }
+        for foreign in ["", "r1", "r1-x", "r1-"] {
+            assert_eq!(callid_of_request(foreign, 5), None, "{foreign:?}");
+        }
+        assert_eq!(sequence_of(&correlation_id("r1", 42), "r1"), Some(42));
+        for other in ["r2-42", "r1-", "r142", "r1-4x"] {
+            assert_eq!(sequence_of(other, "r1"), None, "{other:?}");
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ use indicatif::ProgressBar;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::data::DataSet;
+use super::data::{correlation_id, sequence_of, DataSet};
 use super::report::{latency_histogram, record_latency, Mode, Tally};
 use crate::amqp::{ReceivedReply, Requester};
 
@@ -62,7 +62,6 @@ struct InFlight {
 struct Load<'a> {
     data: &'a DataSet,
     plan: &'a Plan,
-    prefix: String,
     in_flight: HashMap<u64, InFlight>,
     next_seq: u64,
     answered: u64,
@@ -90,7 +89,6 @@ pub async fn run(
     let mut load = Load {
         data,
         plan,
-        prefix: format!("{}-", data.run_id),
         in_flight: HashMap::new(),
         next_seq: 0,
         answered: 0,
@@ -226,7 +224,7 @@ impl Load<'_> {
     async fn send(&mut self, requester: &Requester, scheduled: Instant) -> anyhow::Result<()> {
         let seq = self.next_seq;
         let call = self.data.call_for(seq);
-        let correlation_id = format!("{}{seq}", self.prefix);
+        let correlation_id = correlation_id(&self.data.run_id, seq);
         // No publisher confirms: they would add broker work that a plain
         // requester does not need, and a request that goes nowhere shows up
         // as lost anyway.
@@ -243,9 +241,7 @@ impl Load<'_> {
     /// flight, which frees a closed loop's slot.
     fn receive(&mut self, reply: &ReceivedReply, now: Instant) -> bool {
         let correlation_id = reply.correlation_id.as_deref();
-        let seq = correlation_id
-            .and_then(|id| id.strip_prefix(self.prefix.as_str()))
-            .and_then(|seq| seq.parse::<u64>().ok());
+        let seq = correlation_id.and_then(|id| sequence_of(id, &self.data.run_id));
         let Some(seq) = seq else {
             self.wrong(correlation_id, "unknown correlation id", &reply.body);
             return false;

@@ -15,6 +15,8 @@ mod data;
 mod load;
 mod report;
 
+pub use self::data::callid_of_request;
+
 use std::io::IsTerminal;
 use std::num::NonZeroUsize;
 use std::time::Duration;
