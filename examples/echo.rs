@@ -9,7 +9,8 @@
 //! lookup's script by its hash, the reply read), as the worker does before
 //! it answers; the answer is not used. The record is the one `lcm-worker
 //! bench --calls N` sent the request about, found from the correlation id
-//! without reading the body (`lcm_worker::cli::callid_of_request`). That yardstick tells what
+//! without reading the body (`lcm_worker::cli::callid_of_request`, which
+//! the default `bench` feature builds). That yardstick tells what
 //! the worker costs beyond its Redis round trip (docs/performance.md,
 //! "What the CPU target needs").
 //!
